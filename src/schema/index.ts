@@ -1,0 +1,12 @@
+import { lexicographicSortSchema, printSchema } from 'graphql';
+import { builder } from './builder.js';
+import './tensors.js';
+import './models.js';
+import './inference.js';
+
+export const schema = builder.toSchema();
+
+/** The SDL committed as schema/schema.graphql. */
+export function printedSchema(): string {
+  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}

@@ -1,0 +1,76 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createYoga, type Plugin } from 'graphql-yoga';
+import type { Config } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import type { Context } from '../schema/builder.js';
+import { schema } from '../schema/index.js';
+import { createServices, type Services } from '../services.js';
+import { DEFAULT_QUERY } from './graphiql.js';
+import { createMaskError } from './mask-error.js';
+import { useHealth } from './use-health.js';
+import { attachWebSocket } from './websocket.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+export interface App {
+  services: Services;
+  server: Server;
+  /** Listens; resolves with the bound port. */
+  start(): Promise<{ port: number; url: string }>;
+  /** Stops taking connections, drains in-flight work, frees models. */
+  stop(): Promise<void>;
+}
+
+interface InitialContext {
+  request?: Request;
+  signal?: AbortSignal;
+}
+
+export function createYogaServer(services: Services, log: Logger, extraPlugins: Plugin[] = []) {
+  return createYoga<InitialContext, Context>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    landingPage: false,
+    graphiql: { title: 'inferql', subscriptionsProtocol: 'WS', defaultQuery: DEFAULT_QUERY },
+    renderGraphiQL,
+    maskedErrors: { maskError: createMaskError(log) },
+    logging: {
+      debug: (...args) => log.debug(args.map(String).join(' ')),
+      info: (...args) => log.info(args.map(String).join(' ')),
+      warn: (...args) => log.warn(args.map(String).join(' ')),
+      error: (...args) => log.error(args.map(String).join(' ')),
+    },
+    context: (initial) => ({ services, signal: initial.signal ?? initial.request?.signal }),
+    plugins: [useHealth({ isReady: () => services.isReady() }), ...extraPlugins],
+  });
+}
+
+/** Builds the whole server: services, Yoga on HTTP/SSE, graphql-ws on the same port. */
+export async function buildApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
+  const services = await createServices(config, log);
+  const yoga = createYogaServer(services, log);
+  const server = createServer(yoga);
+  const ws = attachWebSocket(server, yoga as never, GRAPHQL_PATH);
+
+  return {
+    services,
+    server,
+    start: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          const { port } = server.address() as AddressInfo;
+          const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+          resolve({ port, url: `http://${host}:${port}${GRAPHQL_PATH}` });
+        });
+      }),
+    stop: async () => {
+      await ws.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await services.close();
+    },
+  };
+}
