@@ -25,6 +25,7 @@ export interface Config {
   maxPromptTokens: number;
   maxRunningSequences: number;
   maxWaitingSequences: number;
+  maxBatchTokens: number;
   /** Jobs. */
   jobRetentionDays: number;
   jobMaxAttempts: number;
@@ -72,6 +73,7 @@ export const OPTIONS = [
   option({ key: 'maxPromptTokens', flag: 'max-prompt-tokens', env: 'MAX_PROMPT_TOKENS', kind: 'int', default: 1024, min: 1, max: 1_000_000, help: 'Longest prompt, in tokens.' }),
   option({ key: 'maxRunningSequences', flag: 'max-running-sequences', env: 'MAX_RUNNING_SEQUENCES', kind: 'int', default: 16, min: 1, max: 4096, help: 'Sequences decoded together in one step.' }),
   option({ key: 'maxWaitingSequences', flag: 'max-waiting-sequences', env: 'MAX_WAITING_SEQUENCES', kind: 'int', default: 512, min: 0, max: 1_000_000, help: 'Generations waiting for a slot before QUEUE_FULL.' }),
+  option({ key: 'maxBatchTokens', flag: 'max-batch-tokens', env: 'MAX_BATCH_TOKENS', kind: 'int', default: 4096, min: 1, max: 1_000_000, help: 'Prompt tokens one prefill step may take.' }),
   option({ key: 'jobRetentionDays', flag: 'job-retention-days', env: 'JOB_RETENTION_DAYS', kind: 'int', default: 7, min: 0, max: 36_500, help: 'Days a finished job is kept.' }),
   option({ key: 'jobMaxAttempts', flag: 'job-max-attempts', env: 'JOB_MAX_ATTEMPTS', kind: 'int', default: 3, min: 1, max: 100, help: 'Runs of an interrupted job before it fails with INTERRUPTED.' }),
   option({ key: 'shutdownGraceMs', flag: 'shutdown-grace-ms', env: 'SHUTDOWN_GRACE_MS', kind: 'int', default: 10_000, min: 0, max: 600_000, help: 'Time in-flight work gets to finish on SIGTERM.' }),

@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import { createEventBus, type EventBus } from './events/pubsub.js';
+import { GenerationService } from './generation/service.js';
 import { InferenceService } from './inference/service.js';
 import type { Logger } from './log.js';
 import { ModelRegistry } from './models/registry.js';
@@ -11,6 +12,7 @@ export interface Services {
   events: EventBus;
   registry: ModelRegistry;
   inference: InferenceService;
+  generation: GenerationService;
   /** Whether the process can serve: models settled, stores reachable. */
   isReady(): boolean;
   close(): Promise<void>;
@@ -28,6 +30,9 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const inference = new InferenceService(registry, config, {
     onError: (error) => log.error('model run failed', { error: String(error) }),
   });
+  const generation = new GenerationService(registry, config, {
+    onError: (error) => log.error('decode step failed', { error: String(error) }),
+  });
   let modelsSettled = false;
   const services: Services = {
     config,
@@ -35,6 +40,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     events,
     registry,
     inference,
+    generation,
     isReady: () => modelsSettled && registry.allReady(),
     close: async () => {
       await registry.close();

@@ -1,6 +1,8 @@
 """Builds the tiny ONNX models the test suite uses for edge cases (not shipped models).
 
 static-batch: y = 2 * x with x float32 [1, 4] -- a model without a dynamic batch axis.
+reshape3: y = reshape(x, [-1, 3]) with x float32 [batch, n] -- fails inside onnxruntime
+  when batch * n is not a multiple of 3 (an internal error the server must mask).
 
 Run: /usr/bin/python3 tools/make_test_fixtures.py
 """
@@ -26,6 +28,21 @@ def static_batch():
     onnx.save(model, os.path.join(out, 'model.onnx'))
 
 
+def reshape3():
+    x = helper.make_tensor_value_info('x', TensorProto.FLOAT, ['batch', 'n'])
+    y = helper.make_tensor_value_info('y', TensorProto.FLOAT, ['rows', 3])
+    shape = helper.make_tensor('shape', TensorProto.INT64, [2], [-1, 3])
+    node = helper.make_node('Reshape', ['x', 'shape'], ['y'])
+    graph = helper.make_graph([node], 'reshape3', [x], [y], initializer=[shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)], producer_name='inferql-fixtures')
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    out = os.path.join(ROOT, 'reshape3')
+    os.makedirs(out, exist_ok=True)
+    onnx.save(model, os.path.join(out, 'model.onnx'))
+
+
 if __name__ == '__main__':
     static_batch()
+    reshape3()
     print('fixtures written to', os.path.normpath(ROOT))

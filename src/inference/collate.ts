@@ -15,9 +15,15 @@ export interface CollateOptions {
   lengthBuckets?: readonly number[];
 }
 
-/** Whether the model can take requests stacked along axis 0. */
+/**
+ * Whether the model can take requests stacked along axis 0: every input and
+ * output has a dynamic first axis, and where the axes are named, by one name.
+ */
 export function isBatchable(inputs: readonly TensorSpec[], outputs: readonly TensorSpec[]): boolean {
-  return [...inputs, ...outputs].every((s) => s.shape.length > 0 && s.shape[0] === null);
+  const all = [...inputs, ...outputs];
+  if (!all.every((s) => s.shape.length > 0 && s.shape[0] === null)) return false;
+  const names = new Set(all.map((s) => s.dimNames[0]).filter((n) => n));
+  return names.size <= 1;
 }
 
 /** Padding ragged axes is only safe when the model is told which positions are real. */

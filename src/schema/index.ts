@@ -3,6 +3,7 @@ import { builder } from './builder.js';
 import './tensors.js';
 import './models.js';
 import './inference.js';
+import './generation.js';
 
 export const schema = builder.toSchema();
 
