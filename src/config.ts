@@ -13,6 +13,7 @@ export interface Config {
   dataDir: string;
   redisUrl: string | undefined;
   apiKeys: string | undefined;
+  apiKeysFile: string | undefined;
   /** Server-wide batching defaults; a model's inferql.json may override them. */
   maxBatchSize: number;
   maxQueueDelayMs: number;
@@ -64,6 +65,7 @@ export const OPTIONS = [
   option({ key: 'redisUrl', flag: 'redis', env: 'REDIS_URL', kind: 'string', default: undefined, help: 'Redis URL; unset runs as one process.' }),
   option({ key: 'role', flag: 'role', env: 'ROLE', kind: 'string', default: 'all', choices: ['api', 'worker', 'all'], help: 'api, worker or all (single machine).' }),
   option({ key: 'apiKeys', flag: 'api-keys', env: 'API_KEYS', kind: 'string', default: undefined, help: 'key=scope+scope,key2=scope; unset leaves the server open.' }),
+  option({ key: 'apiKeysFile', flag: 'api-keys-file', env: 'API_KEYS_FILE', kind: 'path', default: undefined, help: 'File of key=scope+scope lines, added to API_KEYS.' }),
   option({ key: 'maxBatchSize', flag: 'max-batch-size', env: 'MAX_BATCH_SIZE', kind: 'int', default: 32, min: 1, max: 4096, help: 'Default largest batch per session.run; 1 turns batching off.' }),
   option({ key: 'maxQueueDelayMs', flag: 'max-queue-delay-ms', env: 'MAX_QUEUE_DELAY_MS', kind: 'int', default: 2, min: 0, max: 60_000, help: 'Default longest wait for a batch to fill.' }),
   option({ key: 'maxQueueSize', flag: 'max-queue-size', env: 'MAX_QUEUE_SIZE', kind: 'int', default: 1024, min: 1, max: 1_000_000, help: 'Default requests waiting per model before QUEUE_FULL.' }),

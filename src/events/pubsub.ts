@@ -1,4 +1,5 @@
 import { createPubSub } from 'graphql-yoga';
+import type { Job, JobEvent } from '../jobs/types.js';
 import type { ModelEvent } from '../models/registry.js';
 
 /**
@@ -7,6 +8,8 @@ import type { ModelEvent } from '../models/registry.js';
  */
 export type Topics = {
   modelEvents: [ModelEvent];
+  jobUpdated: [id: string, job: Job];
+  jobEvent: [id: string, event: JobEvent];
 };
 
 export function createEventBus() {

@@ -18,6 +18,8 @@ export interface SchedulerStats {
   running: number;
   waiting: number;
   steps: number;
+  /** Tokens generated since the model loaded. */
+  tokens: number;
   /** Ids of every sequence the scheduler still holds (running, waiting or in the cache). */
   live: number[];
 }
@@ -40,6 +42,7 @@ export class DecodeScheduler {
   private closed = false;
   private idle: (() => void)[] = [];
   steps = 0;
+  tokens = 0;
 
   constructor(
     private readonly session: ModelSession,
@@ -76,7 +79,7 @@ export class DecodeScheduler {
 
   stats(): SchedulerStats {
     const live = new Set([...this.waiting, ...this.running, ...(this.cache?.rows ?? [])].map((s) => s.id));
-    return { running: this.running.length, waiting: this.waiting.length, steps: this.steps, live: [...live] };
+    return { running: this.running.length, waiting: this.waiting.length, steps: this.steps, tokens: this.tokens, live: [...live] };
   }
 
   /** Stops admitting; resolves when every running and waiting sequence has finished. */
@@ -152,6 +155,7 @@ export class DecodeScheduler {
       seq.length = seq.prompt.length;
       seq.pending = { tensors: presents, row, width, length: seq.length };
       const last = (row * width + width - 1) * vocab;
+      this.tokens++;
       const done = seq.accept(seq.choose(data.subarray(last, last + vocab)));
       if (!done) this.running.push(seq);
     });
@@ -188,6 +192,7 @@ export class DecodeScheduler {
     rows.forEach((seq, row) => {
       seq.length++;
       if (seq.status !== 'RUNNING') return;
+      this.tokens++;
       seq.accept(seq.choose(data.subarray(row * vocab, (row + 1) * vocab)));
     });
   }

@@ -56,7 +56,7 @@ export class GenerationService {
    * last carries finishReason, usage and metrics. Returning from the iterator,
    * or aborting `signal`, cancels the sequence before the next decode step.
    */
-  async open(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<AsyncIterableIterator<TokenEvent>> {
+  private prepare(model: string, prompt: string, params: GenerationParams | null | undefined) {
     const { instance, engine } = this.readyDecoder(model);
     const config = resolveParams(params, engine.defaults, { maxTokens: this.config.maxTokens });
     if (typeof prompt !== 'string') throw inferqlError('BAD_GENERATION_PARAMS', 'prompt must be a string.', { param: 'prompt' });
@@ -66,6 +66,16 @@ export class GenerationService {
     if (ids.length > limit) {
       throw inferqlError('BAD_GENERATION_PARAMS', `The prompt has ${ids.length} tokens; the limit is ${limit}.`, { param: 'prompt', promptTokens: ids.length });
     }
+    return { instance, engine, config, ids };
+  }
+
+  /** Validates a request without starting it (jobs check before they store). */
+  check(model: string, prompt: string, params: GenerationParams | null | undefined): void {
+    this.prepare(model, prompt, params);
+  }
+
+  async open(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<AsyncIterableIterator<TokenEvent>> {
+    const { instance, engine, config, ids } = this.prepare(model, prompt, params);
     const { scheduler } = engine;
     const seq = new Sequence(ids, config, options.priority ?? 0, instance.tokenizer!, engine.spec.eosIds, engine.spec.maxPositions, (s) => scheduler.cancel(s));
     if (options.signal?.aborted) throw inferqlError('CANCELLED');

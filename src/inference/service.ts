@@ -1,6 +1,6 @@
 import ort from 'onnxruntime-node';
 import type { Config } from '../config.js';
-import { inferqlError } from '../errors.js';
+import { inferqlError, isInferqlError } from '../errors.js';
 import type { ModelInstance } from '../models/instance.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { Feeds } from '../runtime/session.js';
@@ -51,8 +51,34 @@ export class InferenceService {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly config: Config,
-    private readonly hooks: { onBatch?: (e: BatchEvent) => void; onError?: (e: unknown) => void } = {},
+    private readonly hooks: {
+      onBatch?: (e: BatchEvent) => void;
+      /** Each request's end: null on success, else its error code. */
+      onOutcome?: (model: string, code: string | null) => void;
+      onError?: (e: unknown) => void;
+    } = {},
   ) {}
+
+  /** Requests waiting per loaded model. */
+  queues(): { name: string; queued: number }[] {
+    return this.registry
+      .list()
+      .flatMap((entry) => {
+        const batcher = entry.instance?.peekExtension<ModelBatcher>(BATCHER);
+        return batcher ? [{ name: entry.name, queued: batcher.queued }] : [];
+      });
+  }
+
+  private async observe<T>(model: string, work: () => Promise<T>): Promise<T> {
+    try {
+      const result = await work();
+      this.hooks.onOutcome?.(model, null);
+      return result;
+    } catch (error) {
+      this.hooks.onOutcome?.(model, isInferqlError(error) ? error.code : 'INTERNAL');
+      throw error;
+    }
+  }
 
   batcher(instance: ModelInstance): ModelBatcher {
     return instance.extension(BATCHER, (inst) => {
@@ -82,14 +108,41 @@ export class InferenceService {
     return { priority: options.priority ?? 0, deadlineAt: Date.now() + deadlineMs, signal: options.signal };
   }
 
-  async infer(modelName: string, inputs: readonly TensorPayload[], options: RequestOptions = {}): Promise<InferResult> {
+  infer(modelName: string, inputs: readonly TensorPayload[], options: RequestOptions = {}): Promise<InferResult> {
+    return this.observe(modelName, () => this.runInfer(modelName, inputs, options));
+  }
+
+  private async runInfer(modelName: string, inputs: readonly TensorPayload[], options: RequestOptions): Promise<InferResult> {
     const instance = this.registry.ready(modelName);
     const feeds = validateInputs(instance.session.inputs, inputs, this.config.maxTensorElements);
     const { outputs, metrics } = await this.batcher(instance).submit(feeds, this.submitOptions(options));
     return { outputs: Object.entries(outputs).map(([name, tensor]) => ({ name, tensor })), metrics };
   }
 
-  async classify(modelName: string, inputs: readonly ClassifyInput[], topK: number | null | undefined, options: RequestOptions = {}): Promise<Classification[]> {
+  /** Validates an infer request without running it (jobs check before they store). */
+  checkInfer(modelName: string, inputs: readonly TensorPayload[]): void {
+    const instance = this.registry.ready(modelName);
+    validateInputs(instance.session.inputs, inputs, this.config.maxTensorElements);
+  }
+
+  /** Validates a classify request without running it. */
+  checkClassify(modelName: string, inputs: readonly ClassifyInput[], topK: number | null | undefined): void {
+    this.prepareClassify(modelName, inputs, topK);
+  }
+
+  classify(modelName: string, inputs: readonly ClassifyInput[], topK: number | null | undefined, options: RequestOptions = {}): Promise<Classification[]> {
+    return this.observe(modelName, () => this.runClassify(modelName, inputs, topK, options));
+  }
+
+  private async runClassify(modelName: string, inputs: readonly ClassifyInput[], topK: number | null | undefined, options: RequestOptions): Promise<Classification[]> {
+    const { instance, feeds } = this.prepareClassify(modelName, inputs, topK);
+    const batcher = this.batcher(instance);
+    const submit = this.submitOptions(options);
+    const results = await Promise.all(feeds.map((f) => batcher.submit(f, submit)));
+    return results.map(({ outputs, metrics }) => ({ labels: rank(outputs[instance.session.outputs[0]!.name]!, instance.manifest.labels, topK), metrics }));
+  }
+
+  private prepareClassify(modelName: string, inputs: readonly ClassifyInput[], topK: number | null | undefined): { instance: ModelInstance; feeds: Feeds[] } {
     const instance = this.registry.ready(modelName);
     const { manifest } = instance;
     if (manifest.task !== 'CLASSIFICATION') {
@@ -97,11 +150,7 @@ export class InferenceService {
     }
     if (inputs.length === 0) throw inferqlError('BAD_INPUT', 'classify needs at least one input.');
     if (topK !== null && topK !== undefined && (!Number.isInteger(topK) || topK < 1)) throw inferqlError('BAD_INPUT', 'topK must be a positive integer.');
-    const feeds = inputs.map((input, i) => this.classifierFeeds(instance, input, i));
-    const batcher = this.batcher(instance);
-    const submit = this.submitOptions(options);
-    const results = await Promise.all(feeds.map((f) => batcher.submit(f, submit)));
-    return results.map(({ outputs, metrics }) => ({ labels: rank(outputs[instance.session.outputs[0]!.name]!, manifest.labels, topK), metrics }));
+    return { instance, feeds: inputs.map((input, i) => this.classifierFeeds(instance, input, i)) };
   }
 
   private classifierFeeds(instance: ModelInstance, input: ClassifyInput, index: number): Feeds {

@@ -1,11 +1,15 @@
 import SchemaBuilder from '@pothos/core';
 import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { GraphQLError, Kind } from 'graphql';
+import type { AuthContext } from '../auth/api-keys.js';
+import { inferqlError } from '../errors.js';
 import type { Services } from '../services.js';
 
-/** What every resolver gets: the services, and the request's abort signal. */
+/** What every resolver gets: the services, the caller, and the request's abort signal. */
 export interface Context {
   services: Services;
+  auth: AuthContext;
   /** Aborts when the client goes away (HTTP request closed, subscription completed, socket closed). */
   signal: AbortSignal | undefined;
 }
@@ -14,12 +18,21 @@ export interface Context {
 export const builder = new SchemaBuilder<{
   Context: Context;
   DefaultFieldNullability: false;
+  AuthScopes: { infer: boolean; jobs: boolean; admin: boolean };
   Scalars: {
     DateTime: { Input: Date; Output: Date };
   };
 }>({
-  plugins: [RelayPlugin],
+  plugins: [ScopeAuthPlugin, RelayPlugin],
   defaultFieldNullability: false,
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: (ctx) => ({ infer: ctx.auth.scopes.has('infer'), jobs: ctx.auth.scopes.has('jobs'), admin: ctx.auth.scopes.has('admin') }),
+    unauthorizedError: (_parent, ctx, info) =>
+      ctx.auth.keyId
+        ? inferqlError('FORBIDDEN', `This API key may not use ${info.parentType.name}.${info.fieldName}.`)
+        : inferqlError('UNAUTHENTICATED'),
+  },
   relay: {
     clientMutationId: 'omit',
     cursorType: 'String',

@@ -65,6 +65,7 @@ builder.mutationField('generate', (t) =>
   t.field({
     type: GenerationRef,
     description: 'Generates a whole completion. Use the subscription of the same name to stream it.',
+    authScopes: { infer: true },
     args: {
       model: t.arg.string({ required: true }),
       prompt: t.arg.string({ required: true }),
@@ -85,6 +86,7 @@ builder.subscriptionField('generate', (t) =>
   t.field({
     type: GenerationEventRef,
     description: 'Streams a completion, one event per token. Completing the subscription cancels the generation.',
+    authScopes: { infer: true },
     args: {
       model: t.arg.string({ required: true }),
       prompt: t.arg.string({ required: true }),

@@ -48,6 +48,7 @@ builder.mutationFields((t) => ({
   infer: t.field({
     type: InferResultRef,
     description: 'Runs a model on named tensors; concurrent requests share batches.',
+    authScopes: { infer: true },
     args: {
       model: t.arg.string({ required: true }),
       inputs: t.arg({ type: [TensorInput], required: true }),
@@ -64,6 +65,7 @@ builder.mutationFields((t) => ({
   classify: t.field({
     type: [ClassificationRef],
     description: 'Classifies each input; one Classification per input, in order.',
+    authScopes: { infer: true },
     args: {
       model: t.arg.string({ required: true }),
       inputs: t.arg({ type: [ClassifyInput], required: true }),

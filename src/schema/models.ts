@@ -56,18 +56,21 @@ builder.mutationFields((t) => ({
   loadModel: t.field({
     type: ModelRef,
     description: 'Loads a model folder (a new folder is discovered by name).',
+    authScopes: { admin: true },
     args: { name: t.arg.string({ required: true }) },
     resolve: (_root, { name }, ctx) => ctx.services.registry.load(name),
   }),
   unloadModel: t.field({
     type: ModelRef,
     description: 'Drains in-flight requests, then frees the model.',
+    authScopes: { admin: true },
     args: { name: t.arg.string({ required: true }) },
     resolve: (_root, { name }, ctx) => ctx.services.registry.unload(name),
   }),
   reloadModel: t.field({
     type: ModelRef,
     description: 'Loads the folder again beside the serving version, switches to it, then drains and frees the old one.',
+    authScopes: { admin: true },
     args: { name: t.arg.string({ required: true }) },
     resolve: (_root, { name }, ctx) => ctx.services.registry.reload(name),
   }),

@@ -1,8 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type Plugin } from 'graphql-yoga';
+import { bearer } from '../auth/api-keys.js';
 import type { Config } from '../config.js';
+import { inferqlError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Context } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
@@ -10,6 +13,7 @@ import { createServices, type Services } from '../services.js';
 import { DEFAULT_QUERY } from './graphiql.js';
 import { createMaskError } from './mask-error.js';
 import { useHealth } from './use-health.js';
+import { useSubscriptionGauge } from './use-subscription-gauge.js';
 import { attachWebSocket } from './websocket.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -26,6 +30,21 @@ export interface App {
 interface InitialContext {
   request?: Request;
   signal?: AbortSignal;
+  /** graphql-ws connection_init payload. */
+  connectionParams?: Record<string, unknown>;
+}
+
+/** The API key of a request: `Authorization: Bearer …` over HTTP/SSE, `authorization` or `apiKey` in connection_init over WebSocket. */
+function presentedKey(initial: InitialContext): string | null {
+  const params = initial.connectionParams;
+  if (params) return bearer((params.authorization ?? params.Authorization ?? params.apiKey) as string | undefined);
+  return bearer(initial.request?.headers.get('authorization'));
+}
+
+function buildContext(services: Services, initial: InitialContext): Context {
+  const auth = services.auth.authenticate(presentedKey(initial));
+  if (!auth) throw inferqlError('UNAUTHENTICATED', 'A valid API key is required: send Authorization: Bearer <key>.');
+  return { services, auth, signal: initial.signal ?? initial.request?.signal };
 }
 
 export function createYogaServer(services: Services, log: Logger, extraPlugins: Plugin[] = []) {
@@ -42,8 +61,13 @@ export function createYogaServer(services: Services, log: Logger, extraPlugins: 
       warn: (...args) => log.warn(args.map(String).join(' ')),
       error: (...args) => log.error(args.map(String).join(' ')),
     },
-    context: (initial) => ({ services, signal: initial.signal ?? initial.request?.signal }),
-    plugins: [useHealth({ isReady: () => services.isReady() }), ...extraPlugins],
+    context: (initial) => buildContext(services, initial),
+    plugins: [
+      useHealth({ isReady: () => services.isReady() }),
+      usePrometheus({ registry: services.metrics.registry, endpoint: '/metrics' }),
+      useSubscriptionGauge(services.metrics.subscriptions),
+      ...extraPlugins,
+    ],
   });
 }
 
@@ -52,7 +76,9 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
   const services = await createServices(config, log);
   const yoga = createYogaServer(services, log);
   const server = createServer(yoga);
-  const ws = attachWebSocket(server, yoga as never, GRAPHQL_PATH);
+  const ws = attachWebSocket(server, yoga as never, GRAPHQL_PATH, {
+    authenticate: (params) => services.auth.authenticate(presentedKey({ connectionParams: params ?? {} })) !== null,
+  });
 
   return {
     services,

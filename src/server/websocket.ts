@@ -16,7 +16,12 @@ interface Enveloped {
  * answers that one operation with errors; the socket and its other
  * subscriptions stay open.
  */
-export function attachWebSocket(server: Server, yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>, path: string) {
+export interface WebSocketOptions {
+  /** Checks the connection_init payload once per socket; false closes it with 4403 Forbidden. */
+  authenticate: (connectionParams: Record<string, unknown> | undefined) => boolean;
+}
+
+export function attachWebSocket(server: Server, yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>, path: string, options: WebSocketOptions) {
   const wss = new WebSocketServer({ server, path });
   const controllers = new WeakMap<object, Map<string, AbortController>>();
   const operations = (extra: object) => {
@@ -27,6 +32,7 @@ export function attachWebSocket(server: Server, yoga: YogaServerInstance<Record<
 
   const disposable = useServer(
     {
+      onConnect: (ctx) => options.authenticate(ctx.connectionParams as Record<string, unknown> | undefined),
       execute: (args) => (args.rootValue as Enveloped).execute(args) as never,
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args) as never,
       onSubscribe: async (ctx, id, payload) => {

@@ -263,6 +263,23 @@ describe('HTTP surface', () => {
     expect(((await res.json()) as any).data.models.length).toBe(5);
   });
 
+  it('GET /metrics exposes Triton- and vLLM-named metrics that move with traffic', async () => {
+    const base = server.url.replace('/graphql', '');
+    await Promise.all([1, 2, 3].map(() => server.gql(INFER, { model: 'digits', inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64], data: PIXELS }] })));
+    await server.gql(INFER, { model: 'digits', inputs: [] });
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    const value = (pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+    expect(value(/^nv_inference_request_success\{model="digits"\} (\d+)/m)).toBeGreaterThanOrEqual(3);
+    expect(value(/^nv_inference_request_failure\{model="digits",reason="BAD_TENSOR"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^nv_inference_exec_count\{model="digits"\} (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^inferql_batch_size_bucket\{le="1",model="digits"\} \d+/m);
+    expect(text).toMatch(/^nv_inference_pending_request_count\{model="digits"\} 0/m);
+    expect(text).toMatch(/^graphql_yoga_http_duration_bucket/m);
+    expect(text).toMatch(/^inferql_subscriptions_open \d+/m);
+  });
+
   it('serves GraphiQL with every asset inline: no external host is referenced', async () => {
     const res = await fetch(server.url, { headers: { accept: 'text/html' } });
     expect(res.status).toBe(200);
