@@ -30,7 +30,21 @@ export interface Config {
   /** Jobs. */
   jobRetentionDays: number;
   jobMaxAttempts: number;
+  /** Jobs run at once by this process's worker. */
+  jobConcurrency: number;
   shutdownGraceMs: number;
+  /** Query limits (graphql-armor) and abuse limits. */
+  introspection: boolean;
+  maxDepth: number;
+  maxCost: number;
+  maxAliases: number;
+  maxTokensPerDocument: number;
+  maxDirectives: number;
+  maxBodyBytes: number;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  maxSocketsPerKey: number;
+  maxSubscriptionsPerKey: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -38,7 +52,7 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-type Kind = 'int' | 'string' | 'path';
+type Kind = 'int' | 'string' | 'path' | 'bool';
 
 interface OptionSpec<K extends keyof Config> {
   key: K;
@@ -78,12 +92,29 @@ export const OPTIONS = [
   option({ key: 'maxBatchTokens', flag: 'max-batch-tokens', env: 'MAX_BATCH_TOKENS', kind: 'int', default: 4096, min: 1, max: 1_000_000, help: 'Prompt tokens one prefill step may take.' }),
   option({ key: 'jobRetentionDays', flag: 'job-retention-days', env: 'JOB_RETENTION_DAYS', kind: 'int', default: 7, min: 0, max: 36_500, help: 'Days a finished job is kept.' }),
   option({ key: 'jobMaxAttempts', flag: 'job-max-attempts', env: 'JOB_MAX_ATTEMPTS', kind: 'int', default: 3, min: 1, max: 100, help: 'Runs of an interrupted job before it fails with INTERRUPTED.' }),
+  option({ key: 'jobConcurrency', flag: 'job-concurrency', env: 'JOB_CONCURRENCY', kind: 'int', default: 32, min: 1, max: 10_000, help: 'Jobs one worker runs at once (they share batches with live traffic).' }),
   option({ key: 'shutdownGraceMs', flag: 'shutdown-grace-ms', env: 'SHUTDOWN_GRACE_MS', kind: 'int', default: 10_000, min: 0, max: 600_000, help: 'Time in-flight work gets to finish on SIGTERM.' }),
+  option({ key: 'introspection', flag: 'introspection', env: 'INTROSPECTION', kind: 'bool', default: true, help: 'Allow schema introspection (off also hides field suggestions).' }),
+  option({ key: 'maxDepth', flag: 'max-depth', env: 'MAX_DEPTH', kind: 'int', default: 12, min: 1, max: 1000, help: 'Deepest selection a document may have.' }),
+  option({ key: 'maxCost', flag: 'max-cost', env: 'MAX_COST', kind: 'int', default: 5000, min: 1, max: 10_000_000, help: 'Highest cost (graphql-armor) a document may have.' }),
+  option({ key: 'maxAliases', flag: 'max-aliases', env: 'MAX_ALIASES', kind: 'int', default: 30, min: 0, max: 10_000, help: 'Most aliases in one document.' }),
+  option({ key: 'maxTokensPerDocument', flag: 'max-document-tokens', env: 'MAX_DOCUMENT_TOKENS', kind: 'int', default: 20_000, min: 10, max: 10_000_000, help: 'Most lexical tokens in one document.' }),
+  option({ key: 'maxDirectives', flag: 'max-directives', env: 'MAX_DIRECTIVES', kind: 'int', default: 50, min: 0, max: 10_000, help: 'Most directives in one document.' }),
+  option({ key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'MAX_BODY_BYTES', kind: 'int', default: 16 * 1024 * 1024, min: 1024, max: 1024 * 1024 * 1024, help: 'Largest HTTP request body.' }),
+  option({ key: 'rateLimitPerSecond', flag: 'rate-limit', env: 'RATE_LIMIT', kind: 'int', default: 0, min: 0, max: 1_000_000, help: 'Operations per second per API key (or client address); 0 is unlimited.' }),
+  option({ key: 'rateLimitBurst', flag: 'rate-limit-burst', env: 'RATE_LIMIT_BURST', kind: 'int', default: 100, min: 1, max: 1_000_000, help: 'Operations a key may send at once above the rate.' }),
+  option({ key: 'maxSocketsPerKey', flag: 'max-sockets-per-key', env: 'MAX_SOCKETS_PER_KEY', kind: 'int', default: 64, min: 1, max: 1_000_000, help: 'Open WebSocket connections per API key (or client address).' }),
+  option({ key: 'maxSubscriptionsPerKey', flag: 'max-subscriptions-per-key', env: 'MAX_SUBSCRIPTIONS_PER_KEY', kind: 'int', default: 256, min: 1, max: 1_000_000, help: 'Open subscriptions per API key (or client address).' }),
   option({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', kind: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error', 'silent'], help: 'Log verbosity.' }),
 ] as const;
 
 function parseValue(spec: OptionSpec<keyof Config>, raw: string, source: string): unknown {
   const where = source;
+  if (spec.kind === 'bool') {
+    if (/^(1|true|yes|on)$/i.test(raw.trim())) return true;
+    if (/^(0|false|no|off)$/i.test(raw.trim())) return false;
+    throw new ConfigError(`${where}: expected true or false, got "${raw}"`);
+  }
   if (spec.kind === 'int') {
     if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${where}: expected an integer, got "${raw}"`);
     const value = Number(raw);

@@ -17,8 +17,13 @@ export const ERROR_CODES = {
   CANCELLED: { status: 499, message: 'The request was cancelled.' },
   JOB_NOT_FOUND: { status: 404, message: 'No job with that id.' },
   JOB_FINISHED: { status: 409, message: 'The job has already finished.' },
+  INTERRUPTED: { status: 503, message: 'The job was interrupted (the server stopped while it ran) too many times.' },
   UNAUTHENTICATED: { status: 401, message: 'A valid API key is required.' },
   FORBIDDEN: { status: 403, message: 'The API key lacks the scope for this operation.' },
+  QUERY_LIMIT: { status: 400, message: 'The document exceeds a query limit (depth, cost, aliases, tokens or directives).' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; slow down.' },
+  TOO_MANY_CONNECTIONS: { status: 429, message: 'Too many open connections or subscriptions for this key.' },
   UNAVAILABLE: { status: 503, message: 'The service is unavailable.' },
   INTERNAL: { status: 500, message: 'Unexpected error.' },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -28,9 +33,13 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 /** Extra, machine-readable details that travel in `extensions`. */
 export type ErrorDetails = Record<string, unknown>;
 
+const BRAND = Symbol.for('inferql.error');
+
 /** A client-facing error: a GraphQLError whose `extensions.code` is in the catalog. */
 export class InferqlError extends GraphQLError {
   readonly code: ErrorCode;
+  /** Survives a second copy of the graphql module (CJS beside ESM), where instanceof fails. */
+  readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message?: string, details: ErrorDetails = {}) {
     const entry = ERROR_CODES[code];
@@ -47,7 +56,7 @@ export function inferqlError(code: ErrorCode, message?: string, details?: ErrorD
 }
 
 export function isInferqlError(error: unknown): error is InferqlError {
-  return error instanceof InferqlError;
+  return error instanceof InferqlError || (typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[BRAND] === true);
 }
 
 /** Turns any thrown value into a catalog error, keeping catalog errors as they are. */

@@ -3,9 +3,12 @@ import type { Config } from './config.js';
 import { createEventBus, type EventBus } from './events/pubsub.js';
 import { GenerationService } from './generation/service.js';
 import { InferenceService } from './inference/service.js';
+import { JobService } from './jobs/service.js';
+import { SqliteJobStore } from './jobs/sqlite-store.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { ModelRegistry } from './models/registry.js';
+import { warmUp } from './models/warm-up.js';
 
 /** Everything resolvers may call, built once per process. Data flows schema → services → batchers → runtime. */
 export interface Services {
@@ -16,10 +19,14 @@ export interface Services {
   registry: ModelRegistry;
   inference: InferenceService;
   generation: GenerationService;
+  jobs: JobService;
   metrics: Metrics;
   /** Whether the process can serve: models settled, stores reachable. */
   isReady(): boolean;
-  close(): Promise<void>;
+  /** No request queued or running, no sequence generating. */
+  isIdle(): boolean;
+  /** Stops background work (giving it up to `graceMs`), then frees models. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export async function createServices(config: Config, log: Logger): Promise<Services> {
@@ -29,6 +36,9 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const metrics = createMetrics();
   const registry = new ModelRegistry({
     modelsDir: config.modelsDir,
+    warmUp: async (instance) => {
+      if (!(await warmUp(instance))) log.warn('warm-up run failed; the model loads anyway', { model: instance.name });
+    },
     onEvent: (event) => {
       log.info('model event', { model: event.model, kind: event.kind, ...(event.message ? { error: event.message } : {}) });
       events.publish('modelEvents', event);
@@ -44,6 +54,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   });
   metrics.sources.queues = () => inference.queues();
   metrics.sources.sequences = () => generation.allStats();
+  const jobs = new JobService({ store: new SqliteJobStore(config.dataDir), inference, generation, events, config, log });
   let modelsSettled = false;
   const services: Services = {
     config,
@@ -53,13 +64,18 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     registry,
     inference,
     generation,
+    jobs,
     metrics,
     isReady: () => modelsSettled && registry.allReady(),
-    close: async () => {
+    isIdle: () =>
+      inference.queues().every((q) => q.queued === 0) && Object.values(generation.allStats()).every((s) => s.running === 0 && s.waiting === 0),
+    close: async (_graceMs = 0) => {
+      await jobs.close();
       await registry.close();
     },
   };
   await registry.loadAll();
   modelsSettled = true;
+  await jobs.start();
   return services;
 }

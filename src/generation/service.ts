@@ -106,6 +106,11 @@ export class GenerationService {
     return engine ? engine.scheduler.stats() : null;
   }
 
+  /** Ends every sequence of every model now, each with a closing CANCELLED event (shutdown past its grace period). */
+  cancelAll(): void {
+    for (const entry of this.registry.list()) entry.instance?.peekExtension<Engine>(ENGINE)?.scheduler.cancelAll();
+  }
+
   /** Every scheduler's stats, by model. */
   allStats(): Record<string, SchedulerStats> {
     const out: Record<string, SchedulerStats> = {};

@@ -13,6 +13,8 @@ import { createServices, type Services } from '../services.js';
 import { DEFAULT_QUERY } from './graphiql.js';
 import { createMaskError } from './mask-error.js';
 import { useHealth } from './use-health.js';
+import { useQueryLimits } from './use-query-limits.js';
+import { RateLimiter, useBodyLimit, useRateLimit } from './use-request-limits.js';
 import { useSubscriptionGauge } from './use-subscription-gauge.js';
 import { attachWebSocket } from './websocket.js';
 
@@ -23,8 +25,12 @@ export interface App {
   server: Server;
   /** Listens; resolves with the bound port. */
   start(): Promise<{ port: number; url: string }>;
-  /** Stops taking connections, drains in-flight work, frees models. */
-  stop(): Promise<void>;
+  /**
+   * Graceful stop: no new connections, in-flight requests and streams get
+   * `graceMs` (default SHUTDOWN_GRACE_MS) to finish, then streams end with
+   * CANCELLED, running jobs stay recoverable, models are freed.
+   */
+  stop(graceMs?: number): Promise<void>;
 }
 
 interface InitialContext {
@@ -47,7 +53,14 @@ function buildContext(services: Services, initial: InitialContext): Context {
   return { services, auth, signal: initial.signal ?? initial.request?.signal };
 }
 
+/** Whose rate-limit bucket an operation uses: its API key, or its client address when auth is off. */
+function callerOf(context: Record<string, unknown>): string {
+  const ctx = context as unknown as Context & { request?: Request; req?: { socket?: { remoteAddress?: string } } };
+  return ctx.auth?.keyId ?? ctx.req?.socket?.remoteAddress ?? ctx.request?.headers.get('x-forwarded-for') ?? 'anonymous';
+}
+
 export function createYogaServer(services: Services, log: Logger, extraPlugins: Plugin[] = []) {
+  const { config } = services;
   return createYoga<InitialContext, Context>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
@@ -64,10 +77,13 @@ export function createYogaServer(services: Services, log: Logger, extraPlugins: 
     context: (initial) => buildContext(services, initial),
     plugins: [
       useHealth({ isReady: () => services.isReady() }),
+      useBodyLimit(config.maxBodyBytes),
+      ...useQueryLimits(config),
+      config.rateLimitPerSecond > 0 && useRateLimit(new RateLimiter(config.rateLimitPerSecond, config.rateLimitBurst), callerOf),
       usePrometheus({ registry: services.metrics.registry, endpoint: '/metrics' }),
       useSubscriptionGauge(services.metrics.subscriptions),
       ...extraPlugins,
-    ],
+    ].filter((p): p is Plugin => Boolean(p)),
   });
 }
 
@@ -77,7 +93,12 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
   const yoga = createYogaServer(services, log);
   const server = createServer(yoga);
   const ws = attachWebSocket(server, yoga as never, GRAPHQL_PATH, {
-    authenticate: (params) => services.auth.authenticate(presentedKey({ connectionParams: params ?? {} })) !== null,
+    authenticate: (params, address) => {
+      const auth = services.auth.authenticate(presentedKey({ connectionParams: params ?? {} }));
+      return auth ? (auth.keyId ?? address) : null;
+    },
+    maxSocketsPerCaller: config.maxSocketsPerKey,
+    maxSubscriptionsPerCaller: config.maxSubscriptionsPerKey,
   });
 
   return {
@@ -92,11 +113,19 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
           resolve({ port, url: `http://${host}:${port}${GRAPHQL_PATH}` });
         });
       }),
-    stop: async () => {
+    stop: async (graceMs = config.shutdownGraceMs) => {
+      // 1. Take no new connections; idle keep-alive sockets go now.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      // 2. In-flight requests and streams get the grace period to finish.
+      const deadline = Date.now() + graceMs;
+      while (Date.now() < deadline && !services.isIdle()) await new Promise((r) => setTimeout(r, 20));
+      // 3. Then streams end with finishReason CANCELLED; running jobs are left to be re-queued on the next start.
+      services.generation.cancelAll();
+      await services.close(Math.max(0, deadline - Date.now()));
       await ws.close();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await services.close();
+      await closed;
     },
   };
 }

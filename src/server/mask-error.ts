@@ -1,6 +1,11 @@
 import { GraphQLError } from 'graphql';
-import { InferqlError } from '../errors.js';
+import { isInferqlError } from '../errors.js';
 import type { Logger } from '../log.js';
+
+/** A GraphQLError from any copy of the graphql module (ESM and CJS can both be loaded). */
+function isGraphQLError(error: unknown): error is GraphQLError {
+  return error instanceof GraphQLError || (error instanceof Error && (error.name === 'GraphQLError' || isInferqlError(error)) && 'extensions' in error);
+}
 
 /**
  * Client errors (our catalog, GraphQL syntax and validation errors) pass
@@ -8,11 +13,11 @@ import type { Logger } from '../log.js';
  */
 export function createMaskError(log: Logger) {
   return (error: unknown, message: string): Error => {
-    const original = error instanceof GraphQLError ? error.originalError : error;
-    if (original === undefined || original === null || original instanceof GraphQLError) return error as Error;
-    if (original instanceof InferqlError) return error as Error;
+    let original: unknown = error;
+    while (isGraphQLError(original) && !isInferqlError(original) && original.originalError) original = original.originalError;
+    if (isInferqlError(original) || (isGraphQLError(original) && !original.originalError)) return error as Error;
     log.error('internal error', { error: String(original), stack: (original as Error)?.stack });
-    const path = error instanceof GraphQLError ? error.path : undefined;
+    const path = isGraphQLError(error) ? error.path : undefined;
     return new GraphQLError(message, { path, extensions: { code: 'INTERNAL', http: { status: 500 } } });
   };
 }

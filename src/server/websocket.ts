@@ -17,9 +17,17 @@ interface Enveloped {
  * subscriptions stay open.
  */
 export interface WebSocketOptions {
-  /** Checks the connection_init payload once per socket; false closes it with 4403 Forbidden. */
-  authenticate: (connectionParams: Record<string, unknown> | undefined) => boolean;
+  /**
+   * Checks the connection_init payload once per socket: the caller's id
+   * (API key id, or the client address when auth is off), or null to close
+   * the socket with 4403 Forbidden.
+   */
+  authenticate: (connectionParams: Record<string, unknown> | undefined, address: string) => string | null;
+  maxSocketsPerCaller: number;
+  maxSubscriptionsPerCaller: number;
 }
+
+const TOO_MANY = 4429;
 
 export function attachWebSocket(server: Server, yoga: YogaServerInstance<Record<string, unknown>, Record<string, unknown>>, path: string, options: WebSocketOptions) {
   const wss = new WebSocketServer({ server, path });
@@ -30,14 +38,37 @@ export function attachWebSocket(server: Server, yoga: YogaServerInstance<Record<
     return map;
   };
 
+  const sockets = new Map<string, number>();
+  const streams = new Map<string, number>();
+  const callerOf = new WeakMap<object, string>();
+  const bump = (map: Map<string, number>, key: string, by: number) => {
+    const n = (map.get(key) ?? 0) + by;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+    return n;
+  };
+
   const disposable = useServer(
     {
-      onConnect: (ctx) => options.authenticate(ctx.connectionParams as Record<string, unknown> | undefined),
+      onConnect: (ctx) => {
+        const caller = options.authenticate(ctx.connectionParams as Record<string, unknown> | undefined, ctx.extra.request.socket.remoteAddress ?? 'unknown');
+        if (caller === null) return false;
+        if ((sockets.get(caller) ?? 0) >= options.maxSocketsPerCaller) {
+          ctx.extra.socket.close(TOO_MANY, 'Too many connections for this key');
+          return false;
+        }
+        bump(sockets, caller, 1);
+        callerOf.set(ctx.extra, caller);
+        return true;
+      },
       execute: (args) => (args.rootValue as Enveloped).execute(args) as never,
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args) as never,
       onSubscribe: async (ctx, id, payload) => {
+        const caller = callerOf.get(ctx.extra) ?? 'unknown';
+        if ((streams.get(caller) ?? 0) >= options.maxSubscriptionsPerCaller) {
+          return [new GraphQLError(`At most ${options.maxSubscriptionsPerCaller} open subscriptions per key.`, { extensions: { code: 'TOO_MANY_CONNECTIONS' } })];
+        }
         const controller = new AbortController();
-        operations(ctx.extra).set(id, controller);
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
@@ -54,22 +85,32 @@ export function attachWebSocket(server: Server, yoga: YogaServerInstance<Record<
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        const contextValue = await contextFactory();
+        operations(ctx.extra).set(id, controller);
+        bump(streams, caller, 1);
         return {
           schema,
           document,
           operationName: payload.operationName,
           variableValues: payload.variables,
-          contextValue: await contextFactory(),
+          contextValue,
           rootValue: { execute, subscribe },
         };
       },
       onComplete: (ctx, id) => {
         const map = operations(ctx.extra);
+        if (map.has(id)) bump(streams, callerOf.get(ctx.extra) ?? 'unknown', -1);
         map.get(id)?.abort();
         map.delete(id);
       },
       onClose: (ctx) => {
-        for (const controller of operations(ctx.extra).values()) controller.abort();
+        const caller = callerOf.get(ctx.extra);
+        const open = operations(ctx.extra);
+        for (const controller of open.values()) controller.abort();
+        if (caller) {
+          bump(streams, caller, -open.size);
+          bump(sockets, caller, -1);
+        }
         controllers.delete(ctx.extra);
       },
     },
