@@ -27,9 +27,15 @@ async function main(): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info(`${signal}: shutting down`);
-    await app.stop();
-    process.exit(0);
+    log.info(`${signal}: shutting down (grace ${config.shutdownGraceMs} ms)`);
+    try {
+      await app.stop();
+      log.info('stopped cleanly');
+      process.exit(0);
+    } catch (error) {
+      log.error('shutdown failed', { error: String(error) });
+      process.exit(1);
+    }
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -12,6 +12,7 @@ import { schema } from '../schema/index.js';
 import { createServices, type Services } from '../services.js';
 import { DEFAULT_QUERY } from './graphiql.js';
 import { createMaskError } from './mask-error.js';
+import { useErrorCodes } from './use-error-codes.js';
 import { useHealth } from './use-health.js';
 import { useQueryLimits } from './use-query-limits.js';
 import { RateLimiter, useBodyLimit, useRateLimit } from './use-request-limits.js';
@@ -77,6 +78,7 @@ export function createYogaServer(services: Services, log: Logger, extraPlugins: 
     context: (initial) => buildContext(services, initial),
     plugins: [
       useHealth({ isReady: () => services.isReady() }),
+      useErrorCodes(),
       useBodyLimit(config.maxBodyBytes),
       ...useQueryLimits(config),
       config.rateLimitPerSecond > 0 && useRateLimit(new RateLimiter(config.rateLimitPerSecond, config.rateLimitBurst), callerOf),

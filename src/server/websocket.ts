@@ -81,10 +81,14 @@ export function attachWebSocket(server: Server, yoga: YogaServerInstance<Record<
         try {
           document = parse(payload.query);
         } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError(String(error), { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+          const message = error instanceof Error ? error.message : String(error);
+          const code = (error as GraphQLError).extensions?.code ?? 'GRAPHQL_PARSE_FAILED';
+          return [new GraphQLError(message, { extensions: { ...(error as GraphQLError).extensions, code } })];
         }
         const errors = validate(schema, document);
-        if (errors.length > 0) return errors;
+        if (errors.length > 0) {
+          return errors.map((e: GraphQLError) => (e.extensions?.code ? e : new GraphQLError(e.message, { nodes: e.nodes, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } })));
+        }
         const contextValue = await contextFactory();
         operations(ctx.extra).set(id, controller);
         bump(streams, caller, 1);
