@@ -1,0 +1,74 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createClient } from 'graphql-ws';
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { ROOT, subscribeAll } from '../helpers/server.js';
+
+/** SIGTERM as an operator sends it, to the server in its own process. */
+async function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; log: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      const match = /listening on (http:\/\/[^\s"]+)/.exec(log);
+      if (match) resolve(match[1]!);
+    });
+    void exited.then((code) => reject(new Error(`exited ${code}: ${log}`)));
+  });
+  return { child, url, exited, log: () => log };
+}
+
+describe('graceful shutdown', () => {
+  it('SIGTERM: a stream still running after the grace period ends with CANCELLED, and the process exits 0', async () => {
+    const server = await startProcess({ MODELS_DIR: join(ROOT, 'models'), DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-stop-')), SHUTDOWN_GRACE_MS: '300', MAX_TOKENS: '100000' });
+    const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    const events: any[] = [];
+    let first!: () => void;
+    const started = new Promise<void>((r) => (first = r));
+    const long = new Promise<void>((resolve) => {
+      client.subscribe<{ generate: any }>(
+        { query: 'subscription { generate(model: "fortune-lm", prompt: "Once", params: { maxTokens: 100000, temperature: 1, seed: 1 }) { index finishReason } }' },
+        {
+          next: ({ data }) => {
+            events.push(data!.generate);
+            if (events.length === 1) first();
+          },
+          error: () => resolve(),
+          complete: () => resolve(),
+        },
+      );
+    });
+    await started;
+    server.child.kill('SIGTERM');
+    await long;
+    expect(events.at(-1).finishReason).toBe('CANCELLED');
+    expect(events.length).toBeGreaterThan(1);
+    expect(await server.exited).toBe(0);
+    expect(server.log()).toContain('stopped cleanly');
+    await client.dispose();
+  });
+
+  it('a new connection after SIGTERM is refused while in-flight work drains', async () => {
+    const server = await startProcess({ MODELS_DIR: join(ROOT, 'models'), DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-stop-')), SHUTDOWN_GRACE_MS: '2000' });
+    const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    const stream = subscribeAll(client, 'subscription { generate(model: "fortune-lm", prompt: "Twice", params: { maxTokens: 60, temperature: 0 }) { index finishReason } }');
+    await new Promise((r) => setTimeout(r, 50));
+    server.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    await expect(fetch(server.url.replace('/graphql', '/health'))).rejects.toThrow();
+    const { events, errors } = await stream;
+    expect(errors).toEqual([]);
+    expect(['STOP', 'LENGTH']).toContain(events.at(-1).generate.finishReason);
+    expect(await server.exited).toBe(0);
+    await client.dispose();
+  });
+});
