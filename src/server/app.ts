@@ -14,6 +14,7 @@ import { DEFAULT_QUERY } from './graphiql.js';
 import { createMaskError } from './mask-error.js';
 import { useErrorCodes } from './use-error-codes.js';
 import { useHealth } from './use-health.js';
+import { InflightCounter, useInflight } from './use-inflight.js';
 import { useQueryLimits } from './use-query-limits.js';
 import { RateLimiter, useBodyLimit, useRateLimit } from './use-request-limits.js';
 import { useSubscriptionGauge } from './use-subscription-gauge.js';
@@ -60,7 +61,7 @@ function callerOf(context: Record<string, unknown>): string {
   return ctx.auth?.keyId ?? ctx.req?.socket?.remoteAddress ?? ctx.request?.headers.get('x-forwarded-for') ?? 'anonymous';
 }
 
-export function createYogaServer(services: Services, log: Logger, extraPlugins: Plugin[] = []) {
+export function createYogaServer(services: Services, log: Logger, inflight = new InflightCounter(), extraPlugins: Plugin[] = []) {
   const { config } = services;
   return createYoga<InitialContext, Context>({
     schema,
@@ -79,6 +80,7 @@ export function createYogaServer(services: Services, log: Logger, extraPlugins: 
     plugins: [
       useHealth({ isReady: () => services.isReady() }),
       useErrorCodes(),
+      useInflight(inflight),
       useBodyLimit(config.maxBodyBytes),
       ...useQueryLimits(config),
       config.rateLimitPerSecond > 0 && useRateLimit(new RateLimiter(config.rateLimitPerSecond, config.rateLimitBurst), callerOf),
@@ -92,7 +94,8 @@ export function createYogaServer(services: Services, log: Logger, extraPlugins: 
 /** Builds the whole server: services, Yoga on HTTP/SSE, graphql-ws on the same port. */
 export async function buildApp(config: Config, log: Logger = createLogger(config.logLevel)): Promise<App> {
   const services = await createServices(config, log);
-  const yoga = createYogaServer(services, log);
+  const inflight = new InflightCounter();
+  const yoga = createYogaServer(services, log, inflight);
   const server = createServer(yoga);
   const ws = attachWebSocket(server, yoga as never, GRAPHQL_PATH, {
     authenticate: (params, address) => {
@@ -121,7 +124,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       server.closeIdleConnections();
       // 2. In-flight requests and streams get the grace period to finish.
       const deadline = Date.now() + graceMs;
-      while (Date.now() < deadline && !services.isIdle()) await new Promise((r) => setTimeout(r, 20));
+      while (Date.now() < deadline && (inflight.count > 0 || !services.isIdle())) await new Promise((r) => setTimeout(r, 20));
       // 3. Then streams end with finishReason CANCELLED; running jobs are left to be re-queued on the next start.
       services.generation.cancelAll();
       await services.close(Math.max(0, deadline - Date.now()));
