@@ -45,6 +45,8 @@ export interface Config {
   rateLimitBurst: number;
   maxSocketsPerKey: number;
   maxSubscriptionsPerKey: number;
+  /** How often the serverStats subscription samples the server. */
+  statsIntervalMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
 }
 
@@ -96,7 +98,7 @@ export const OPTIONS = [
   option({ key: 'shutdownGraceMs', flag: 'shutdown-grace-ms', env: 'SHUTDOWN_GRACE_MS', kind: 'int', default: 10_000, min: 0, max: 600_000, help: 'Time in-flight work gets to finish on SIGTERM.' }),
   option({ key: 'introspection', flag: 'introspection', env: 'INTROSPECTION', kind: 'bool', default: true, help: 'Allow schema introspection (off also hides field suggestions).' }),
   option({ key: 'maxDepth', flag: 'max-depth', env: 'MAX_DEPTH', kind: 'int', default: 12, min: 1, max: 1000, help: 'Deepest selection a document may have.' }),
-  option({ key: 'maxCost', flag: 'max-cost', env: 'MAX_COST', kind: 'int', default: 5000, min: 1, max: 10_000_000, help: 'Highest cost (graphql-armor) a document may have.' }),
+  option({ key: 'maxCost', flag: 'max-cost', env: 'MAX_COST', kind: 'int', default: 200_000, min: 1, max: 100_000_000, help: 'Highest cost (graphql-armor) a document may have.' }),
   option({ key: 'maxAliases', flag: 'max-aliases', env: 'MAX_ALIASES', kind: 'int', default: 30, min: 0, max: 10_000, help: 'Most aliases in one document.' }),
   option({ key: 'maxTokensPerDocument', flag: 'max-document-tokens', env: 'MAX_DOCUMENT_TOKENS', kind: 'int', default: 20_000, min: 10, max: 10_000_000, help: 'Most lexical tokens in one document.' }),
   option({ key: 'maxDirectives', flag: 'max-directives', env: 'MAX_DIRECTIVES', kind: 'int', default: 50, min: 0, max: 10_000, help: 'Most directives in one document.' }),
@@ -105,6 +107,7 @@ export const OPTIONS = [
   option({ key: 'rateLimitBurst', flag: 'rate-limit-burst', env: 'RATE_LIMIT_BURST', kind: 'int', default: 100, min: 1, max: 1_000_000, help: 'Operations a key may send at once above the rate.' }),
   option({ key: 'maxSocketsPerKey', flag: 'max-sockets-per-key', env: 'MAX_SOCKETS_PER_KEY', kind: 'int', default: 64, min: 1, max: 1_000_000, help: 'Open WebSocket connections per API key (or client address).' }),
   option({ key: 'maxSubscriptionsPerKey', flag: 'max-subscriptions-per-key', env: 'MAX_SUBSCRIPTIONS_PER_KEY', kind: 'int', default: 256, min: 1, max: 1_000_000, help: 'Open subscriptions per API key (or client address).' }),
+  option({ key: 'statsIntervalMs', flag: 'stats-interval-ms', env: 'STATS_INTERVAL_MS', kind: 'int', default: 1000, min: 50, max: 60_000, help: 'How often serverStats (the status page) samples queues and throughput.' }),
   option({ key: 'logLevel', flag: 'log-level', env: 'LOG_LEVEL', kind: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error', 'silent'], help: 'Log verbosity.' }),
 ] as const;
 

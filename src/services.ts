@@ -9,6 +9,7 @@ import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { ModelRegistry } from './models/registry.js';
 import { warmUp } from './models/warm-up.js';
+import { StatsService } from './stats.js';
 
 /** Everything resolvers may call, built once per process. Data flows schema → services → batchers → runtime. */
 export interface Services {
@@ -21,6 +22,8 @@ export interface Services {
   generation: GenerationService;
   jobs: JobService;
   metrics: Metrics;
+  /** Per-model queue, batch and throughput samples (the serverStats subscription). */
+  stats: StatsService;
   /** Whether the process can serve: models settled, stores reachable. */
   isReady(): boolean;
   /** No request queued or running, no sequence generating. */
@@ -42,6 +45,8 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     onEvent: (event) => {
       log.info('model event', { model: event.model, kind: event.kind, ...(event.message ? { error: event.message } : {}) });
       events.publish('modelEvents', event);
+      // A decoder's worker loads its session as soon as the model is ready, not on the first request.
+      if (event.kind === 'READY' || event.kind === 'SWITCHED') generation.start(event.model);
     },
   });
   const inference = new InferenceService(registry, config, {
@@ -54,8 +59,19 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   });
   metrics.sources.queues = () => inference.queues();
   metrics.sources.sequences = () => generation.allStats();
-  const jobs = new JobService({ store: new SqliteJobStore(config.dataDir), inference, generation, events, config, log });
+  const stats = new StatsService({ registry, inference, generation, metrics }, { intervalMs: config.statsIntervalMs });
+  const store = new SqliteJobStore(config.dataDir);
+  const jobs = new JobService({ store, inference, generation, events, config, log });
+  metrics.sources.jobs = () => store.countByStatus();
   let modelsSettled = false;
+  let storeReachable = true;
+  const pingStore = setInterval(() => {
+    store.ping().then(
+      (ok) => (storeReachable = ok),
+      () => (storeReachable = false),
+    );
+  }, 2000);
+  pingStore.unref();
   const services: Services = {
     config,
     log,
@@ -66,11 +82,16 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     generation,
     jobs,
     metrics,
-    isReady: () => modelsSettled && registry.allReady(),
+    stats,
+    isReady: () => modelsSettled && storeReachable && registry.allReady(),
     isIdle: () =>
       inference.queues().every((q) => q.queued === 0) && Object.values(generation.allStats()).every((s) => s.running === 0 && s.waiting === 0),
-    close: async (_graceMs = 0) => {
-      await jobs.close();
+    close: async (graceMs = 0) => {
+      clearInterval(pingStore);
+      stats.close();
+      // Running jobs get the grace period, then go back to the queue for the next start.
+      await jobs.close(graceMs);
+      generation.cancelAll();
       await registry.close();
     },
   };

@@ -9,7 +9,8 @@ import type { ModelEvent } from '../models/registry.js';
 export type Topics = {
   modelEvents: [ModelEvent];
   jobUpdated: [id: string, job: Job];
-  jobEvent: [id: string, event: JobEvent];
+  /** The events one change of a job appended, in order (one message per change keeps the subscriber's queue short). */
+  jobEvents: [id: string, events: readonly JobEvent[]];
 };
 
 export function createEventBus() {

@@ -4,6 +4,8 @@ import './tensors.js';
 import './models.js';
 import './inference.js';
 import './generation.js';
+import './jobs.js';
+import './stats.js';
 
 export const schema = builder.toSchema();
 

@@ -1,7 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { usePrometheus } from '@graphql-yoga/plugin-prometheus';
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
 import { createYoga, type Plugin } from 'graphql-yoga';
 import { bearer } from '../auth/api-keys.js';
 import type { Config } from '../config.js';
@@ -10,10 +9,11 @@ import { createLogger, type Logger } from '../log.js';
 import type { Context } from '../schema/builder.js';
 import { schema } from '../schema/index.js';
 import { createServices, type Services } from '../services.js';
-import { DEFAULT_QUERY } from './graphiql.js';
+import { graphiqlOptions, renderInferqlGraphiQL } from './graphiql.js';
 import { createMaskError } from './mask-error.js';
 import { useErrorCodes } from './use-error-codes.js';
 import { useHealth } from './use-health.js';
+import { useStatusPage } from './status-page.js';
 import { InflightCounter, useInflight } from './use-inflight.js';
 import { useQueryLimits } from './use-query-limits.js';
 import { RateLimiter, useBodyLimit, useRateLimit } from './use-request-limits.js';
@@ -67,8 +67,8 @@ export function createYogaServer(services: Services, log: Logger, inflight = new
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
-    graphiql: { title: 'inferql', subscriptionsProtocol: 'WS', defaultQuery: DEFAULT_QUERY },
-    renderGraphiQL,
+    graphiql: graphiqlOptions({ authEnabled: services.auth.enabled }),
+    renderGraphiQL: renderInferqlGraphiQL,
     maskedErrors: { maskError: createMaskError(log) },
     logging: {
       debug: (...args) => log.debug(args.map(String).join(' ')),
@@ -79,6 +79,7 @@ export function createYogaServer(services: Services, log: Logger, inflight = new
     context: (initial) => buildContext(services, initial),
     plugins: [
       useHealth({ isReady: () => services.isReady() }),
+      useStatusPage(),
       useErrorCodes(),
       useInflight(inflight),
       useBodyLimit(config.maxBodyBytes),
@@ -119,14 +120,14 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
         });
       }),
     stop: async (graceMs = config.shutdownGraceMs) => {
-      // 1. Take no new connections; idle keep-alive sockets go now.
+      // 1. Take no new connections or jobs; idle keep-alive sockets go now.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      services.jobs.pause();
       // 2. In-flight requests and streams get the grace period to finish.
       const deadline = Date.now() + graceMs;
       while (Date.now() < deadline && (inflight.count > 0 || !services.isIdle())) await new Promise((r) => setTimeout(r, 20));
-      // 3. Then streams end with finishReason CANCELLED; running jobs are left to be re-queued on the next start.
-      services.generation.cancelAll();
+      // 3. Then running jobs go back to the queue for the next start, and streams end with finishReason CANCELLED.
       await services.close(Math.max(0, deadline - Date.now()));
       await ws.close();
       server.closeAllConnections();

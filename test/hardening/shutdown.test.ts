@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createClient } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { modelsDir, ROOT, subscribeAll } from '../helpers/server.js';
+import { modelsDir, ROOT } from '../helpers/server.js';
 
 /** SIGTERM as an operator sends it, to the server in its own process. */
 async function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; log: () => string }> {
@@ -70,13 +70,28 @@ describe('graceful shutdown', () => {
   it('a new connection after SIGTERM is refused while in-flight work drains', async () => {
     const server = await startProcess({ MODELS_DIR: join(ROOT, 'models'), DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-stop-')), SHUTDOWN_GRACE_MS: '2000' });
     const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
-    const stream = subscribeAll(client, 'subscription { generate(model: "fortune-lm", prompt: "Twice", params: { maxTokens: 60, temperature: 0 }) { index finishReason } }');
-    await new Promise((r) => setTimeout(r, 50));
+    const events: any[] = [];
+    let firstEvent!: () => void;
+    const started = new Promise<void>((r) => (firstEvent = r));
+    const stream = new Promise<unknown[]>((resolve) => {
+      const errors: unknown[] = [];
+      client.subscribe<{ generate: any }>(
+        { query: 'subscription { generate(model: "fortune-lm", prompt: "Twice", params: { maxTokens: 60, temperature: 0 }) { index finishReason } }' },
+        {
+          next: ({ data }) => {
+            events.push(data);
+            firstEvent();
+          },
+          error: (e) => resolve([...errors, e]),
+          complete: () => resolve(errors),
+        },
+      );
+    });
+    await started;
     server.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 100));
     await expect(fetch(server.url.replace('/graphql', '/health'))).rejects.toThrow();
-    const { events, errors } = await stream;
-    expect(errors).toEqual([]);
+    expect(await stream).toEqual([]);
     expect(['STOP', 'LENGTH']).toContain(events.at(-1).generate.finishReason);
     expect(await server.exited).toBe(0);
     await client.dispose();
