@@ -1,6 +1,7 @@
 import { ApiKeys } from './auth/api-keys.js';
 import type { Config } from './config.js';
 import { createEventBus, type EventBus } from './events/pubsub.js';
+import { decoderSpec } from './generation/decoder.js';
 import { GenerationService } from './generation/service.js';
 import { InferenceService } from './inference/service.js';
 import { JobService } from './jobs/service.js';
@@ -39,6 +40,11 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   const metrics = createMetrics();
   const registry = new ModelRegistry({
     modelsDir: config.modelsDir,
+    validate: (instance) => {
+      if (instance.manifest.task !== 'TEXT_GENERATION') return;
+      if (!instance.tokenizer) throw new Error('a TEXT_GENERATION model needs a tokenizer.json');
+      decoderSpec(instance);
+    },
     warmUp: async (instance) => {
       if (!(await warmUp(instance))) log.warn('warm-up run failed; the model loads anyway', { model: instance.name });
     },

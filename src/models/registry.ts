@@ -31,6 +31,8 @@ export interface ModelEntry {
 export interface RegistryOptions {
   modelsDir: string;
   onEvent?: (event: ModelEvent) => void;
+  /** Checks a fresh instance fits its task; a throw makes the model FAILED with that message. */
+  validate?: (instance: ModelInstance) => void;
   /** Called on a fresh instance before it takes traffic (warm-up). */
   warmUp?: (instance: ModelInstance) => Promise<void>;
 }
@@ -165,6 +167,7 @@ export class ModelRegistry {
     try {
       const tokenizer = manifest.tokenizerPath ? await TextTokenizer.load(manifest.tokenizerPath, manifest.tokenizerConfigPath) : null;
       const instance = new ModelInstance(manifest, session, tokenizer);
+      this.options.validate?.(instance);
       await this.options.warmUp?.(instance);
       return instance;
     } catch (error) {

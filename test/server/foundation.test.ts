@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +30,10 @@ beforeAll(async () => {
   });
   mkdirSync(join(dir, 'broken'));
   writeFileSync(join(dir, 'broken', 'model.onnx'), 'this is not an onnx file');
+  // A "decoder" whose graph has no past inputs: FAILED at load, not INTERNAL at the first generation.
+  mkdirSync(join(dir, 'not-a-decoder'));
+  for (const file of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(SHIPPED_MODELS, 'fortune-lm', file), join(dir, 'not-a-decoder', file));
+  copyFileSync(digitsPath(), join(dir, 'not-a-decoder', 'model.onnx'));
   server = await startServer({ modelsDir: dir });
 });
 
@@ -49,7 +53,9 @@ describe('models', () => {
     const res = await server.gql(`{ models { id name version task status ready error inputs { name datatype shape dimNames } outputs { name datatype shape } labels } }`);
     expect(res.errors).toBeUndefined();
     const byName = Object.fromEntries(res.data.models.map((m: any) => [m.name, m]));
-    expect(Object.keys(byName).sort()).toEqual(['broken', 'digits', 'fortune-topic', 'reshape3', 'static-batch']);
+    expect(Object.keys(byName).sort()).toEqual(['broken', 'digits', 'fortune-topic', 'not-a-decoder', 'reshape3', 'static-batch']);
+    expect(byName['not-a-decoder']).toMatchObject({ status: 'FAILED', task: 'TEXT_GENERATION' });
+    expect(byName['not-a-decoder'].error).toMatch(/decoder needs/);
     expect(byName.broken).toMatchObject({ status: 'FAILED', ready: false });
     expect(byName.broken.error).toMatch(/./);
     expect(byName.digits).toMatchObject({ status: 'READY', task: 'CLASSIFICATION', version: '1', labels: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] });
@@ -244,7 +250,7 @@ describe('model lifecycle and modelEvents over WebSocket and SSE', () => {
     expect(syntax.errors.length).toBeGreaterThan(0);
     const query = await subscribeAll(client, '{ models { name } }');
     expect(query.errors).toEqual([]);
-    expect(query.events[0].models.length).toBe(5);
+    expect(query.events[0].models.length).toBe(6);
   });
 });
 
@@ -260,7 +266,7 @@ describe('HTTP surface', () => {
   it('queries work over GET too', async () => {
     const res = await fetch(`${server.url}?query=${encodeURIComponent('{ models { name } }')}`, { headers: { accept: 'application/json' } });
     expect(res.status).toBe(200);
-    expect(((await res.json()) as any).data.models.length).toBe(5);
+    expect(((await res.json()) as any).data.models.length).toBe(6);
   });
 
   it('GET /metrics exposes Triton- and vLLM-named metrics that move with traffic', async () => {
