@@ -78,8 +78,8 @@ export const OPTIONS = [
   option({ key: 'host', flag: 'host', env: 'HOST', kind: 'string', default: '127.0.0.1', help: 'Interface to listen on; 0.0.0.0 for all.' }),
   option({ key: 'modelsDir', flag: 'models', env: 'MODELS_DIR', kind: 'path', default: './models', help: 'Folder whose sub-folders are models.' }),
   option({ key: 'dataDir', flag: 'data', env: 'DATA_DIR', kind: 'path', default: './data', help: 'Folder for the SQLite job store.' }),
-  option({ key: 'redisUrl', flag: 'redis', env: 'REDIS_URL', kind: 'string', default: undefined, help: 'Redis URL; unset runs as one process.' }),
-  option({ key: 'role', flag: 'role', env: 'ROLE', kind: 'string', default: 'all', choices: ['api', 'worker', 'all'], help: 'api, worker or all (single machine).' }),
+  option({ key: 'redisUrl', flag: 'redis', env: 'REDIS_URL', kind: 'string', default: undefined, help: 'Redis URL for distributed mode (not available yet: setting it stops the server with an explanation).' }),
+  option({ key: 'role', flag: 'role', env: 'ROLE', kind: 'string', default: 'all', choices: ['api', 'worker', 'all'], help: 'api, worker or all; only all (one process) is available yet.' }),
   option({ key: 'apiKeys', flag: 'api-keys', env: 'API_KEYS', kind: 'string', default: undefined, help: 'key=scope+scope,key2=scope; unset leaves the server open.' }),
   option({ key: 'apiKeysFile', flag: 'api-keys-file', env: 'API_KEYS_FILE', kind: 'path', default: undefined, help: 'File of key=scope+scope lines, added to API_KEYS.' }),
   option({ key: 'maxBatchSize', flag: 'max-batch-size', env: 'MAX_BATCH_SIZE', kind: 'int', default: 32, min: 1, max: 4096, help: 'Default largest batch per session.run; 1 turns batching off.' }),
@@ -161,6 +161,10 @@ export function loadConfig(argv: readonly string[] = process.argv.slice(2), env:
   const result = config as unknown as Config;
   if (result.role !== 'all' && !result.redisUrl) {
     throw new ConfigError(`role "${result.role}" needs REDIS_URL (--redis): only "all" runs without Redis`);
+  }
+  if (result.redisUrl) {
+    // Distributed mode (BullMQ queue, Redis pub/sub, api/worker roles) is not built yet: refuse rather than ignore it.
+    throw new ConfigError('REDIS_URL (--redis) and the api/worker roles are not available in this version; unset them to run as one process');
   }
   return result;
 }

@@ -42,6 +42,7 @@ describe('config', () => {
     [[], { INTROSPECTION: 'maybe' }, /INTROSPECTION: expected true or false/],
     [['--nope'], {}, /Unknown option/],
     [['--role', 'api'], {}, /needs REDIS_URL/],
+    [[], { REDIS_URL: 'redis://127.0.0.1:6379' }, /not available in this version/],
   ])('rejects %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);
