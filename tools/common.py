@@ -15,7 +15,9 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.set_num_threads(2)
+    # Debian's torch starts with one thread. On a loaded machine two OpenMP threads can be several times
+    # slower than one (threads wait for each other at every barrier): TRAIN_THREADS=1 then helps.
+    torch.set_num_threads(int(os.environ.get('TRAIN_THREADS', 2)))
 
 
 def model_dir(name: str) -> str:

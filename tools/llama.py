@@ -99,6 +99,9 @@ class Llama(nn.Module):
         hd = cfg['head_dim']
         self.register_buffer('inv_freq', 1.0 / (cfg['rope_theta'] ** (torch.arange(0, hd, 2).float() / hd)), persistent=False)
         self.apply(self._init)
+        for layer in self.layers:  # GPT-2 style: residual output projections scaled down with depth
+            for proj in (layer.self_attn.o_proj, layer.mlp.down_proj):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg['num_hidden_layers']))
 
     @staticmethod
     def _init(module):
@@ -171,5 +174,5 @@ def export_onnx(model, cfg, path):
         output_names=['logits', *present_names],
         dynamic_axes=dynamic,
         opset_version=17,
-        do_constant_folding=True,
+        do_constant_folding=False,  # folding would store the tied embedding a second time, transposed
     )

@@ -13,7 +13,7 @@ import bpe
 from common import model_dir, write_json
 from corpus import all_quotes, is_held_out
 
-VOCAB_SIZE = 2048
+VOCAB_SIZE = 4096
 MAX_LENGTH = 512
 
 
