@@ -1,6 +1,6 @@
 #!/bin/sh
 # Rebuilds every shipped model from scratch, in order, then the manifest (about 20 minutes on 2 CPU cores).
-# Needs Debian's python3-torch, python3-onnx, python3-sklearn and fortunes; always /usr/bin/python3.
+# Needs Debian's python3-torch, python3-onnx, python3-sklearn, python3-regex and fortunes; always /usr/bin/python3.
 set -eu
 cd "$(dirname "$0")"
 PY=/usr/bin/python3
