@@ -44,58 +44,104 @@ export class Temperature implements LogitsProcessor {
   }
 }
 
-/** Keeps the k best scores. */
+/** Keeps the k best scores (and any tied with the k-th, as Hugging Face does). */
 export class TopK implements LogitsProcessor {
-  constructor(private readonly k: number) {}
+  private readonly heap: Float32Array;
+
+  constructor(private readonly k: number) {
+    this.heap = new Float32Array(k);
+  }
+
   process(scores: Float32Array): void {
     if (this.k >= scores.length) return;
-    const threshold = Float32Array.from(scores).sort().reverse()[this.k - 1]!;
-    let kept = 0;
-    for (let i = 0; i < scores.length; i++) {
-      if (scores[i]! < threshold || (scores[i] === threshold && kept >= this.k)) scores[i] = Number.NEGATIVE_INFINITY;
-      else kept++;
-    }
+    const threshold = kthLargest(scores, this.k, this.heap);
+    for (let i = 0; i < scores.length; i++) if (scores[i]! < threshold) scores[i] = Number.NEGATIVE_INFINITY;
   }
 }
 
-function softmax(scores: Float32Array): Float64Array {
-  let max = Number.NEGATIVE_INFINITY;
-  for (const s of scores) if (s > max) max = s;
-  const probs = new Float64Array(scores.length);
-  let sum = 0;
-  for (let i = 0; i < scores.length; i++) sum += probs[i] = Math.exp(scores[i]! - max);
-  for (let i = 0; i < probs.length; i++) probs[i]! /= sum;
-  return probs;
+/** The k-th largest value, with a size-k min-heap: O(n log k), no sort of the vocabulary. */
+function kthLargest(values: Float32Array, k: number, heap: Float32Array): number {
+  let size = 0;
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < size && heap[l]! < heap[m]!) m = l;
+      if (r < size && heap[r]! < heap[m]!) m = r;
+      if (m === i) return;
+      const t = heap[i]!;
+      heap[i] = heap[m]!;
+      heap[m] = t;
+      i = m;
+    }
+  };
+  for (let n = 0; n < values.length; n++) {
+    const v = values[n]!;
+    if (size < k) {
+      let i = size++;
+      heap[i] = v;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (heap[parent]! <= heap[i]!) break;
+        const t = heap[i]!;
+        heap[i] = heap[parent]!;
+        heap[parent] = t;
+        i = parent;
+      }
+    } else if (v > heap[0]!) {
+      heap[0] = v;
+      down(0);
+    }
+  }
+  return heap[0]!;
 }
 
-/** Keeps the smallest set of best tokens whose probability reaches p (always at least one). */
+/**
+ * Keeps the smallest set of best tokens whose probability reaches p (always
+ * at least one). Only tokens still in play are sorted: after top-k, a few dozen.
+ */
 export class TopP implements LogitsProcessor {
   constructor(private readonly p: number) {}
   process(scores: Float32Array): void {
-    const probs = softmax(scores);
-    const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]!);
+    let max = Number.NEGATIVE_INFINITY;
+    let live = 0;
+    for (let i = 0; i < scores.length; i++) {
+      const s = scores[i]!;
+      if (s > Number.NEGATIVE_INFINITY) live++;
+      if (s > max) max = s;
+    }
+    if (live <= 1) return;
+    const weights = new Float64Array(live);
+    let sum = 0;
+    for (let i = 0, j = 0; i < scores.length; i++) {
+      if (scores[i]! > Number.NEGATIVE_INFINITY) sum += weights[j++] = Math.exp(scores[i]! - max);
+    }
+    weights.sort().reverse();
+    const target = this.p * sum;
     let total = 0;
-    let cut = order.length;
-    for (let r = 0; r < order.length; r++) {
-      total += probs[order[r]!]!;
-      if (total >= this.p) {
-        cut = r + 1;
+    let cut = weights[weights.length - 1]!;
+    for (const w of weights) {
+      total += w;
+      if (total >= target) {
+        cut = w;
         break;
       }
     }
-    for (let r = cut; r < order.length; r++) scores[order[r]!] = Number.NEGATIVE_INFINITY;
+    // Ties with the last kept token stay, as they would in any sort order.
+    const floor = max + Math.log(cut);
+    for (let i = 0; i < scores.length; i++) if (scores[i]! < floor && Math.exp(scores[i]! - max) < cut) scores[i] = Number.NEGATIVE_INFINITY;
   }
 }
 
-/** Drops tokens whose probability is below minP × the best token's. */
+/** Drops tokens whose probability is below minP × the best token's: p_i < minP·p_max ⇔ s_i < s_max + ln(minP). */
 export class MinP implements LogitsProcessor {
   constructor(private readonly minP: number) {}
   process(scores: Float32Array): void {
-    const probs = softmax(scores);
-    let best = 0;
-    for (const p of probs) if (p > best) best = p;
-    const floor = best * this.minP;
-    for (let i = 0; i < scores.length; i++) if (probs[i]! < floor) scores[i] = Number.NEGATIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
+    for (const s of scores) if (s > max) max = s;
+    const floor = max + Math.log(this.minP);
+    for (let i = 0; i < scores.length; i++) if (scores[i]! < floor) scores[i] = Number.NEGATIVE_INFINITY;
   }
 }
 
@@ -118,13 +164,20 @@ export function argmax(scores: ArrayLike<number>): number {
   return best;
 }
 
-/** Draws a token from softmax(scores) with a uniform number u in [0, 1). */
+/** Draws a token from softmax(scores) with a uniform number u in [0, 1), without allocating. */
 export function sampleFrom(scores: Float32Array, u: number): number {
-  const probs = softmax(scores);
+  let max = Number.NEGATIVE_INFINITY;
+  for (const s of scores) if (s > max) max = s;
+  let sum = 0;
+  for (let i = 0; i < scores.length; i++) sum += Math.exp(scores[i]! - max);
+  const target = u * sum;
   let acc = 0;
-  for (let i = 0; i < probs.length; i++) {
-    acc += probs[i]!;
-    if (u < acc) return i;
+  let last = -1;
+  for (let i = 0; i < scores.length; i++) {
+    if (scores[i]! === Number.NEGATIVE_INFINITY) continue;
+    acc += Math.exp(scores[i]! - max);
+    last = i;
+    if (target < acc) return i;
   }
-  return argmax(scores);
+  return last >= 0 ? last : argmax(scores);
 }

@@ -50,7 +50,8 @@ export function resolveParams(params: GenerationParams | null | undefined, defau
   const pick = <K extends keyof SamplingConfig>(key: K, fallback: SamplingConfig[K]): SamplingConfig[K] =>
     ((p as Record<string, unknown>)[key] ?? defaults[key] ?? fallback) as SamplingConfig[K];
   const config: SamplingConfig = {
-    maxTokens: pick('maxTokens', Math.min(64, limits.maxTokens)),
+    // A model's own default never exceeds the server's limit; only a client's explicit ask can.
+    maxTokens: p.maxTokens ?? Math.min(defaults.maxTokens ?? 64, limits.maxTokens),
     temperature: pick('temperature', 1),
     topK: pick('topK', 0),
     topP: pick('topP', 1),

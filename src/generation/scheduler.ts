@@ -1,8 +1,10 @@
 import type ort from 'onnxruntime-node';
-import { inferqlError } from '../errors.js';
-import type { ModelSession } from '../runtime/session.js';
+import type { Feeds, Fetches } from '../runtime/session.js';
 import { type CacheSlice, type DecoderSpec, decodeFeeds, gatherCache, prefillFeeds } from './decoder.js';
+import { type SchedulerStats, type StepInfo, wallMs } from './protocol.js';
 import type { Sequence } from './sequence.js';
+
+export type { SchedulerStats } from './protocol.js';
 
 export interface SchedulerOptions {
   model: string;
@@ -10,28 +12,22 @@ export interface SchedulerOptions {
   maxWaiting: number;
   /** Prompt tokens one prefill may take (at least one sequence is always admitted). */
   maxBatchTokens: number;
-  onStep?: (event: { model: string; kind: 'prefill' | 'decode'; size: number; ms: number }) => void;
+  onStep?: (step: StepInfo) => void;
   onError?: (error: unknown) => void;
-}
-
-export interface SchedulerStats {
-  running: number;
-  waiting: number;
-  steps: number;
-  /** Tokens generated since the model loaded. */
-  tokens: number;
-  /** Ids of every sequence the scheduler still holds (running, waiting or in the cache). */
-  live: number[];
+  /** The loop stopped: nothing running or waiting, the batch cache freed. */
+  onIdle?: () => void;
 }
 
 /**
- * Continuous batching for one model (the TGI / vLLM loop). The scheduler
- * alone owns its queue and batch; others talk to it through `submit` and
- * `cancel`. Each turn: drop cancelled sequences → admit waiting ones while
- * the slots and token budget allow (one prefill run) → one decode step for
- * every running sequence (one session.run) → hand each its token → drop the
- * finished. The batch's KV cache is reused as is while its rows stay the same
- * and regathered when they change.
+ * Continuous batching for one model (the TGI / vLLM loop), run inside the
+ * model's decode worker. The scheduler alone owns its queue and batch;
+ * others talk to it through `submit` and `cancel`. Each turn: drop
+ * cancelled and finished sequences → admit waiting ones while the slots and
+ * the prompt-token budget allow (one left-padded prefill run) → one decode
+ * step for every running sequence (one session.run) → hand each its token.
+ * The batch's KV cache is passed on as is while its rows stay the same and
+ * regathered (rows copied right-aligned into a new cache) when they change,
+ * which is how a cancelled sequence's cache is dropped.
  */
 export class DecodeScheduler {
   private waiting: Sequence[] = [];
@@ -43,27 +39,33 @@ export class DecodeScheduler {
   private idle: (() => void)[] = [];
   steps = 0;
   tokens = 0;
+  private cancelled = 0;
+  private maxCancelLagSteps = 0;
+  private turnBudget = Number.POSITIVE_INFINITY;
+  private reopen: (() => void) | null = null;
 
   constructor(
-    private readonly session: ModelSession,
+    private readonly session: { run(feeds: Feeds): Promise<Fetches> },
     private readonly spec: DecoderSpec,
     private readonly options: SchedulerOptions,
   ) {}
 
-  submit(seq: Sequence, deadlineAt?: number): void {
-    if (this.closed) throw inferqlError('MODEL_NOT_READY', `Model "${this.options.model}" is unloading.`);
+  /** Queues a sequence by priority; one that cannot be taken ends at once with an error output. */
+  submit(seq: Sequence, deadlineAt: number | null = null): void {
+    if (this.closed) return seq.fail('MODEL_NOT_READY', `Model "${this.options.model}" is unloading.`);
+    // The main thread bounds the queue; this is the backstop.
     if (this.waiting.length >= this.options.maxWaiting) {
-      throw inferqlError('QUEUE_FULL', `Model "${this.options.model}" has ${this.waiting.length} generations waiting; retry later.`, { retryAfterMs: 1000 });
+      return seq.fail('QUEUE_FULL', `Model "${this.options.model}" has ${this.waiting.length} generations waiting; retry later.`);
     }
     let at = this.waiting.findIndex((w) => w.priority < seq.priority);
     if (at < 0) at = this.waiting.length;
     this.waiting.splice(at, 0, seq);
-    if (deadlineAt !== undefined) {
+    if (deadlineAt !== null) {
       const timer = setTimeout(() => {
         if (seq.status !== 'WAITING') return;
         this.waiting = this.waiting.filter((w) => w !== seq);
-        seq.fail(inferqlError('TIMEOUT', 'The deadline passed before the generation started.'));
-      }, Math.max(0, deadlineAt - Date.now()));
+        seq.fail('TIMEOUT', 'The deadline passed before the generation started.');
+      }, Math.max(0, deadlineAt - wallMs()));
       timer.unref();
     }
     this.wake();
@@ -73,20 +75,47 @@ export class DecodeScheduler {
   cancel(seq: Sequence): void {
     if (seq.status === 'FINISHED') return;
     if (seq.status === 'WAITING') this.waiting = this.waiting.filter((w) => w !== seq);
+    this.cancelled++;
+    seq.cancelledAtStep = this.steps;
     seq.cancel();
     this.wake();
   }
 
   stats(): SchedulerStats {
     const live = new Set([...this.waiting, ...this.running, ...(this.cache?.rows ?? [])].map((s) => s.id));
-    return { running: this.running.length, waiting: this.waiting.length, steps: this.steps, tokens: this.tokens, live: [...live] };
+    return {
+      running: this.running.reduce((n, s) => n + (s.status === 'RUNNING' ? 1 : 0), 0),
+      waiting: this.waiting.length,
+      steps: this.steps,
+      tokens: this.tokens,
+      live: [...live],
+      cancelled: this.cancelled,
+      maxCancelLagSteps: this.maxCancelLagSteps,
+    };
   }
 
   /** Stops admitting; resolves when every running and waiting sequence has finished. */
   async close(): Promise<void> {
     this.closed = true;
+    this.limitTurns(null);
     if (!this.looping && this.running.length === 0 && this.waiting.length === 0) return;
     await new Promise<void>((resolve) => this.idle.push(resolve));
+  }
+
+  /**
+   * Lets the loop take at most `turns` more turns (admit + prefill + one
+   * decode step), then wait; null lifts the limit. For race tests: with the
+   * loop held, "the client left while its sequence was still running" is
+   * certain rather than likely. Commands (submit, cancel) are still taken
+   * while it waits.
+   */
+  limitTurns(turns: number | null): void {
+    this.turnBudget = turns ?? Number.POSITIVE_INFINITY;
+    if (this.turnBudget > 0 && this.reopen) {
+      const reopen = this.reopen;
+      this.reopen = null;
+      reopen();
+    }
   }
 
   /** Ends every sequence now with CANCELLED (shutdown past its grace period). */
@@ -100,22 +129,31 @@ export class DecodeScheduler {
     setImmediate(() => void this.loop());
   }
 
+  /**
+   * No extra yield between steps: onnxruntime-node runs each session.run in
+   * a setImmediate, so every step passes through one turn of the worker's
+   * event loop, where new requests and cancellations arrive; the next turn
+   * sees them. The main thread delivers a step's tokens while the worker
+   * already computes the next one.
+   */
   private async loop(): Promise<void> {
     try {
       while (this.running.length > 0 || this.waiting.length > 0) {
+        if (this.turnBudget <= 0) await new Promise<void>((resolve) => (this.reopen = resolve));
+        this.turnBudget--;
         this.running = this.running.filter((s) => s.status === 'RUNNING');
         const admitted = this.admit();
         if (admitted.length > 0) await this.prefill(admitted);
         this.running = this.running.filter((s) => s.status === 'RUNNING');
         if (this.running.length > 0) await this.decode();
-        // Let I/O (new requests, cancellations, event delivery) in between steps.
-        await new Promise((r) => setImmediate(r));
       }
     } finally {
+      for (const seq of this.cache?.rows ?? []) this.left(seq);
       this.running = [];
       this.cache = null;
       this.looping = false;
       this.idle.splice(0).forEach((r) => r());
+      this.options.onIdle?.();
     }
   }
 
@@ -128,7 +166,7 @@ export class DecodeScheduler {
       this.waiting.shift();
       tokens += next.prompt.length;
       next.status = 'RUNNING';
-      next.admittedAt = performance.now();
+      next.admittedAt = wallMs();
       admitted.push(next);
     }
     return admitted;
@@ -141,11 +179,11 @@ export class DecodeScheduler {
       out = await this.session.run(prefillFeeds(this.spec, group.map((s) => s.prompt)));
     } catch (error) {
       this.options.onError?.(error);
-      for (const s of group) s.fail(inferqlError('INTERNAL'));
+      for (const s of group) s.fail('INTERNAL', 'The model failed to run.');
       return;
     }
     this.steps++;
-    this.options.onStep?.({ model: this.options.model, kind: 'prefill', size: group.length, ms: performance.now() - t0 });
+    this.options.onStep?.({ kind: 'prefill', size: group.length, ms: performance.now() - t0 });
     const logits = out.logits!;
     const [, width, vocab] = logits.dims as [number, number, number];
     const data = logits.data as Float32Array;
@@ -178,13 +216,13 @@ export class DecodeScheduler {
       out = await this.session.run(feeds);
     } catch (error) {
       this.options.onError?.(error);
-      for (const s of rows) s.fail(inferqlError('INTERNAL'));
+      for (const s of rows) s.fail('INTERNAL', 'The model failed to run.');
       this.cache = null;
       this.running = [];
       return;
     }
     this.steps++;
-    this.options.onStep?.({ model: this.options.model, kind: 'decode', size: rows.length, ms: performance.now() - t0 });
+    this.options.onStep?.({ kind: 'decode', size: rows.length, ms: performance.now() - t0 });
     this.cache = { tensors: this.spec.presentNames.map((n) => out[n]!), width: cache.width + 1, rows };
     const logits = out.logits!;
     const vocab = logits.dims[2]!;
@@ -195,6 +233,11 @@ export class DecodeScheduler {
       this.tokens++;
       seq.accept(seq.choose(data.subarray(row * vocab, (row + 1) * vocab)));
     });
+  }
+
+  /** A sequence's rows are gone from the batch cache (its KV memory is free once the old tensors are). */
+  private left(seq: Sequence): void {
+    if (seq.cancelledAtStep >= 0) this.maxCancelLagSteps = Math.max(this.maxCancelLagSteps, this.steps - seq.cancelledAtStep);
   }
 
   /** Makes the batch cache hold exactly `rows`, in order, regathering it when the rows changed. */
@@ -208,6 +251,7 @@ export class DecodeScheduler {
     });
     const gathered = gatherCache(this.spec, slices);
     for (const seq of rows) seq.pending = null;
+    for (const seq of current?.rows ?? []) if (!rows.includes(seq)) this.left(seq);
     this.cache = { ...gathered, rows };
   }
 }

@@ -1,26 +1,25 @@
+import type { ErrorCode } from '../errors.js';
 import type { TextTokenizer } from '../models/tokenizer.js';
-import { Channel } from './channel.js';
 import type { CacheSlice } from './decoder.js';
 import { IncrementalDecoder, StopMatcher } from './detokenizer.js';
 import { argmax, buildProcessors, type LogitsProcessor, sampleFrom } from './logits-processors.js';
 import type { SamplingConfig } from './params.js';
+import { type SequenceOutput, wallMs } from './protocol.js';
 import { SeededRandom } from './rng.js';
 import type { FinishReason, GenerationMetrics, TokenEvent } from './types.js';
 
 export type SequenceStatus = 'WAITING' | 'RUNNING' | 'FINISHED';
 
-let nextId = 1;
-
 /**
  * One generation request inside the engine: validated parameters, its own
- * RNG and processors, the tokens so far, and the channel its events go out on.
+ * RNG and processors, the tokens so far; its events go out through `out`.
  * The scheduler owns it; the client can only cancel it.
  */
 export class Sequence {
-  readonly id = nextId++;
-  readonly events: Channel<TokenEvent>;
   status: SequenceStatus = 'WAITING';
   cancelled = false;
+  /** The scheduler's step count when it was cancelled (-1: not cancelled). */
+  cancelledAtStep = -1;
   finishReason: FinishReason | null = null;
   /** Real tokens in this sequence's KV cache. */
   length = 0;
@@ -29,7 +28,6 @@ export class Sequence {
   /** Where its cache rows are, when not in the running batch (just prefilled). */
   pending: CacheSlice | null = null;
   readonly generated: number[] = [];
-  readonly submittedAt = performance.now();
   admittedAt = 0;
   firstTokenAt = 0;
   private readonly seen: Set<number>;
@@ -40,15 +38,17 @@ export class Sequence {
   private readonly stops: StopMatcher;
 
   constructor(
+    readonly id: number,
     readonly prompt: readonly number[],
     readonly config: SamplingConfig,
     readonly priority: number,
+    /** Wall-clock ms (protocol.wallMs) when the client asked. */
+    readonly submittedAt: number,
     tokenizer: TextTokenizer,
     private readonly eosIds: ReadonlySet<number>,
     private readonly maxPositions: number,
-    onCancel: (seq: Sequence) => void,
+    private readonly out: (output: SequenceOutput) => void,
   ) {
-    this.events = new Channel<TokenEvent>(() => onCancel(this));
     this.seen = new Set(prompt);
     this.rng = new SeededRandom(config.seed);
     this.processors = buildProcessors(config);
@@ -66,7 +66,7 @@ export class Sequence {
 
   /** Records a new token, sends its event, and says whether the sequence finished. */
   accept(token: number): boolean {
-    if (this.generated.length === 0) this.firstTokenAt = performance.now();
+    if (this.generated.length === 0) this.firstTokenAt = wallMs();
     this.generated.push(token);
     this.seen.add(token);
     this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
@@ -85,7 +85,7 @@ export class Sequence {
       finish = 'LENGTH';
       text += this.stops.flush();
     }
-    this.events.push(this.event(this.generated.length - 1, token, text, finish));
+    this.out({ id: this.id, event: this.event(this.generated.length - 1, token, text, finish) });
     if (finish) this.finish(finish);
     return finish !== null;
   }
@@ -94,21 +94,22 @@ export class Sequence {
   cancel(): void {
     if (this.status === 'FINISHED') return;
     this.cancelled = true;
-    this.events.push(this.event(this.generated.length, null, this.stops.flush(), 'CANCELLED'));
+    this.out({ id: this.id, event: this.event(this.generated.length, null, this.stops.flush(), 'CANCELLED') });
     this.finish('CANCELLED');
   }
 
-  fail(error: unknown): void {
+  /** Ends the sequence with an error (a failed run, a passed deadline) instead of a finish reason. */
+  fail(code: ErrorCode, message: string): void {
+    if (this.status === 'FINISHED') return;
     this.status = 'FINISHED';
     this.pending = null;
-    this.events.fail(error);
+    this.out({ id: this.id, error: { code, message } });
   }
 
   private finish(reason: FinishReason): void {
     this.finishReason = reason;
     this.status = 'FINISHED';
     this.pending = null;
-    this.events.end();
   }
 
   private event(index: number, tokenId: number | null, text: string, finish: FinishReason | null): TokenEvent {
@@ -125,7 +126,7 @@ export class Sequence {
   }
 
   metrics(): GenerationMetrics {
-    const now = performance.now();
+    const now = wallMs();
     const admitted = this.admittedAt || now;
     const running = (now - admitted) / 1000;
     return {

@@ -3,59 +3,77 @@ import { inferqlError } from '../errors.js';
 import type { ModelInstance } from '../models/instance.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { type DecoderSpec, decoderSpec } from './decoder.js';
+import { DecodeEngine, type EngineHooks } from './engine.js';
 import { defaultsFrom, resolveParams, type SamplingConfig } from './params.js';
-import { DecodeScheduler, type SchedulerOptions, type SchedulerStats } from './scheduler.js';
-import { Sequence } from './sequence.js';
+import type { SchedulerStats } from './protocol.js';
 import type { GenerateOptions, GenerationParams, GenerationResult, TokenEvent } from './types.js';
 
 const ENGINE = Symbol('generation-engine');
 
+const isDecoder = (instance: ModelInstance) => instance.manifest.task === 'TEXT_GENERATION' && instance.tokenizer !== null && instance.manifest.tokenizerPath !== null;
+
 interface Engine {
   spec: DecoderSpec;
   defaults: Partial<SamplingConfig>;
-  scheduler: DecodeScheduler;
+  decoder: DecodeEngine;
 }
 
 /**
- * Text generation: validates a request into a Sequence (the only thing the
- * engine accepts), hands it to the model's continuous-batching scheduler and
+ * Text generation: validates a request (model, parameters, prompt, queue
+ * room) into prompt ids and a SamplingConfig, the only shape the engine
+ * accepts, hands it to the model's decode worker (continuous batching) and
  * streams its tokens back.
  */
 export class GenerationService {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly config: Config,
-    private readonly hooks: Pick<SchedulerOptions, 'onStep' | 'onError'> = {},
+    private readonly hooks: EngineHooks = {},
   ) {}
 
   private engine(instance: ModelInstance): Engine {
     return instance.extension(ENGINE, (inst) => {
       const spec = decoderSpec(inst);
-      const scheduler = new DecodeScheduler(inst.session, spec, {
-        model: inst.name,
-        maxRunning: this.config.maxRunningSequences,
-        maxWaiting: this.config.maxWaitingSequences,
-        maxBatchTokens: this.config.maxBatchTokens,
-        ...this.hooks,
-      });
-      return { value: { spec, defaults: defaultsFrom(inst.manifest.generationConfig), scheduler }, dispose: () => scheduler.close() };
+      const decoder = new DecodeEngine(
+        {
+          model: inst.name,
+          onnxPath: inst.manifest.onnxPath,
+          tokenizerPath: inst.manifest.tokenizerPath!,
+          tokenizerConfigPath: inst.manifest.tokenizerConfigPath,
+          spec,
+          maxRunning: this.config.maxRunningSequences,
+          maxWaiting: this.config.maxWaitingSequences,
+          maxBatchTokens: this.config.maxBatchTokens,
+        },
+        this.hooks,
+      );
+      return { value: { spec, defaults: defaultsFrom(inst.manifest.generationConfig), decoder }, dispose: () => decoder.close() };
     });
+  }
+
+  /**
+   * Starts a ready decoder's worker ahead of its first request (called when
+   * a model becomes READY); does nothing for other models.
+   */
+  start(model: string): void {
+    const instance = this.registry.get(model)?.instance;
+    if (!instance || !isDecoder(instance)) return;
+    try {
+      this.engine(instance).decoder.start();
+    } catch (error) {
+      this.hooks.onError?.(error);
+    }
   }
 
   private readyDecoder(model: string): { instance: ModelInstance; engine: Engine } {
     const instance = this.registry.ready(model);
-    if (instance.manifest.task !== 'TEXT_GENERATION' || !instance.tokenizer) {
+    if (!isDecoder(instance)) {
       throw inferqlError('MODEL_TASK_MISMATCH', `Model "${model}" is not a text generation model with a tokenizer.`, { model });
     }
     return { instance, engine: this.engine(instance) };
   }
 
-  /**
-   * Validates everything (model, parameters, prompt length, queue room) and
-   * only then starts: the returned iterator yields one event per token; the
-   * last carries finishReason, usage and metrics. Returning from the iterator,
-   * or aborting `signal`, cancels the sequence before the next decode step.
-   */
+  /** Checks the model, parameters and prompt; throws the first problem as a GraphQL error. */
   private prepare(model: string, prompt: string, params: GenerationParams | null | undefined) {
     const { instance, engine } = this.readyDecoder(model);
     const config = resolveParams(params, engine.defaults, { maxTokens: this.config.maxTokens });
@@ -74,15 +92,16 @@ export class GenerationService {
     this.prepare(model, prompt, params);
   }
 
+  /**
+   * Validates everything (model, parameters, prompt length, queue room) and
+   * only then starts: the returned iterator yields one event per token; the
+   * last carries finishReason, usage and metrics. Returning from the iterator,
+   * or aborting `signal`, cancels the sequence before the next decode step.
+   */
   async open(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<AsyncIterableIterator<TokenEvent>> {
-    const { instance, engine, config, ids } = this.prepare(model, prompt, params);
-    const { scheduler } = engine;
-    const seq = new Sequence(ids, config, options.priority ?? 0, instance.tokenizer!, engine.spec.eosIds, engine.spec.maxPositions, (s) => scheduler.cancel(s));
+    const { engine, config, ids } = this.prepare(model, prompt, params);
     if (options.signal?.aborted) throw inferqlError('CANCELLED');
-    const deadlineAt = options.deadlineMs !== undefined ? Date.now() + options.deadlineMs : undefined;
-    scheduler.submit(seq, deadlineAt);
-    options.signal?.addEventListener('abort', () => scheduler.cancel(seq), { once: true });
-    return seq.events;
+    return engine.decoder.submit({ prompt: ids, config, priority: options.priority ?? 0, deadlineMs: options.deadlineMs, signal: options.signal });
   }
 
   async generate(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<GenerationResult> {
@@ -103,12 +122,22 @@ export class GenerationService {
   stats(model: string): SchedulerStats | null {
     const instance = this.registry.get(model)?.instance;
     const engine = instance?.peekExtension<Engine>(ENGINE);
-    return engine ? engine.scheduler.stats() : null;
+    return engine ? engine.decoder.stats() : null;
+  }
+
+  /**
+   * Holds a decoder's scheduler after `turns` more turns (null lifts it), so
+   * tests can make a race certain: "the client left while its sequence was
+   * still running". Not for production use.
+   */
+  limitTurns(model: string, turns: number | null): void {
+    const { engine } = this.readyDecoder(model);
+    engine.decoder.limitTurns(turns);
   }
 
   /** Ends every sequence of every model now, each with a closing CANCELLED event (shutdown past its grace period). */
   cancelAll(): void {
-    for (const entry of this.registry.list()) entry.instance?.peekExtension<Engine>(ENGINE)?.scheduler.cancelAll();
+    for (const entry of this.registry.list()) entry.instance?.peekExtension<Engine>(ENGINE)?.decoder.cancelAll();
   }
 
   /** Every scheduler's stats, by model. */

@@ -31,9 +31,9 @@ afterAll(async () => {
 
 const stats = () => server.app.services.generation.stats('fortune-lm')!;
 
-/** Resolves once the scheduler has taken `n` more steps than now (driven by real work, no sleeps). */
-async function stepsFrom(now: number, n: number) {
-  while (stats().steps < now + n) await new Promise((r) => setImmediate(r));
+/** Resolves when `condition` holds: checked after each turn of the event loop, no fixed sleeps. */
+async function until(condition: () => boolean) {
+  while (!condition()) await new Promise((r) => setImmediate(r));
 }
 
 describe('generate subscription', () => {
@@ -49,6 +49,8 @@ describe('generate subscription', () => {
     expect(last.usage.completionTokens).toBe(stream.length);
     expect(last.usage.totalTokens).toBe(last.usage.promptTokens + stream.length);
     expect(last.metrics.ttftMs).toBeGreaterThan(0);
+    // Decode steps run in the model's worker thread: the event loop's own session never ran one.
+    expect(server.app.services.registry.ready('fortune-lm').session.runs).toBe(0);
     const whole = await server.gql(GENERATE, { prompt: 'The meaning of life is', params });
     expect(whole.errors).toBeUndefined();
     expect(whole.data.generate.text).toBe(stream.map((e) => e.text).join(''));
@@ -107,18 +109,24 @@ describe('generate subscription', () => {
     expect(stats()).toMatchObject({ running: 0, waiting: 0, live: [] });
   });
 
+  // The worker runs ahead of delivery, so a stream could end before its client's "complete"
+  // arrives. Holding the scheduler after a few turns makes "it left while still running" certain.
   it('unsubscribing after 3 tokens takes the sequence out of the batch within one step', async () => {
     const client = server.ws();
-    const long = subscribeAll(client, STREAM, { model: 'fortune-lm', prompt: 'Keep going:', params: { temperature: 1, seed: 5, maxTokens: 300, repetitionPenalty: 1 } });
+    const before = stats();
+    server.app.services.generation.limitTurns('fortune-lm', 8);
+    // A long stream keeps the batch stepping while the short one leaves.
+    const long = subscribeAll(client, STREAM, { model: 'fortune-lm', prompt: 'Keep going:', params: { temperature: 1, seed: 5, maxTokens: 40, repetitionPenalty: 1 } });
     let received = 0;
-    let stepsAtUnsubscribe = 0;
-    const leaving = new Promise<void>((resolve) => {
+    let shortId = -1;
+    await new Promise<void>((resolve) => {
       const unsubscribe = client.subscribe(
-        { query: STREAM, variables: { model: 'fortune-lm', prompt: 'Short one:', params: { temperature: 1, seed: 6, maxTokens: 300, repetitionPenalty: 1 } } },
+        { query: STREAM, variables: { model: 'fortune-lm', prompt: 'Short one:', params: { temperature: 1, seed: 6, maxTokens: 40, repetitionPenalty: 1 } } },
         {
           next: () => {
             if (++received === 3) {
-              stepsAtUnsubscribe = stats().steps;
+              // The newest live sequence is the short one (sequence ids grow in submission order).
+              shortId = Math.max(...stats().live);
               unsubscribe();
               resolve();
             }
@@ -128,12 +136,16 @@ describe('generate subscription', () => {
         },
       );
     });
-    await leaving;
-    expect(stats().live.length).toBe(2);
-    // The server hears the "complete" message, then at most one step may still be in flight.
-    await stepsFrom(stepsAtUnsubscribe, 2);
-    expect(stats().running).toBe(1);
-    expect(stats().live.length).toBe(1);
+    expect(stats().live).toContain(shortId);
+    // The "complete" message reaches the server and the worker takes the cancel while held.
+    await until(() => stats().cancelled > before.cancelled);
+    const at = stats().steps;
+    expect(stats().live).toContain(shortId);
+    server.app.services.generation.limitTurns('fortune-lm', null);
+    // One step later it is gone from the running batch, the waiting queue and the KV cache.
+    await until(() => stats().steps > at || stats().live.length === 0);
+    expect(stats().live).not.toContain(shortId);
+    expect(stats().maxCancelLagSteps).toBeLessThanOrEqual(1);
     const { events } = await long;
     expect(events.at(-1)!.generate.finishReason).toMatch(/STOP|LENGTH/);
   });
@@ -141,19 +153,23 @@ describe('generate subscription', () => {
   it('aborting an SSE stream cancels its sequence', async () => {
     const controller = new AbortController();
     let count = 0;
-    const steps = stats().steps;
+    const before = stats();
+    server.app.services.generation.limitTurns('fortune-lm', 6);
     await expect(
       (async () => {
-        for await (const event of sse(server.url, STREAM, { model: 'fortune-lm', prompt: 'Over SSE:', params: { temperature: 1, seed: 1, maxTokens: 400, repetitionPenalty: 1 } }, { signal: controller.signal })) {
+        for await (const event of sse(server.url, STREAM, { model: 'fortune-lm', prompt: 'Over SSE:', params: { temperature: 1, seed: 1, maxTokens: 40, repetitionPenalty: 1 } }, { signal: controller.signal })) {
           expect(event.errors).toBeUndefined();
           if (++count === 3) controller.abort();
         }
       })(),
     ).rejects.toThrow(/abort/i);
-    await stepsFrom(steps, 3);
-    while (stats().live.length > 0) await new Promise((r) => setTimeout(r, 5));
-    expect(stats()).toMatchObject({ running: 0, live: [] });
-    expect(stats().steps).toBeLessThan(steps + 50);
+    await until(() => stats().cancelled > before.cancelled);
+    server.app.services.generation.limitTurns('fortune-lm', null);
+    await until(() => stats().live.length === 0);
+    expect(stats()).toMatchObject({ running: 0, waiting: 0, live: [] });
+    expect(stats().maxCancelLagSteps).toBeLessThanOrEqual(1);
+    // It stopped where it was held: 6 turns give at most 7 tokens (the first turn prefills and decodes), not its 40.
+    expect(stats().tokens - before.tokens).toBeLessThanOrEqual(7);
   });
 
   it('rejects bad parameters, prompts and models before any work', async () => {
