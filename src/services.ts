@@ -62,6 +62,13 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   });
   const generation = new GenerationService(registry, config, {
     onError: (error) => log.error('decode step failed', { error: String(error) }),
+    onToken: (model, event, msSinceLast, first) => {
+      const l = { model_name: model };
+      if (first) metrics.ttft.observe(l, msSinceLast / 1000);
+      else metrics.itl.observe(l, msSinceLast / 1000);
+      if (event.tokenId !== null) metrics.generationTokens.inc(l);
+      if (event.usage) metrics.promptTokens.inc(l, event.usage.promptTokens);
+    },
   });
   metrics.sources.queues = () => inference.queues();
   metrics.sources.sequences = () => generation.allStats();

@@ -4,6 +4,7 @@ import type { ModelInstance } from '../models/instance.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { type DecoderSpec, decoderSpec } from './decoder.js';
 import { DecodeEngine, type EngineHooks } from './engine.js';
+import { observeTokens } from './observe.js';
 import { defaultsFrom, resolveParams, type SamplingConfig } from './params.js';
 import type { SchedulerStats } from './protocol.js';
 import type { GenerateOptions, GenerationParams, GenerationResult, TokenEvent } from './types.js';
@@ -28,7 +29,7 @@ export class GenerationService {
   constructor(
     private readonly registry: ModelRegistry,
     private readonly config: Config,
-    private readonly hooks: EngineHooks = {},
+    private readonly hooks: EngineHooks & { onToken?: (model: string, event: TokenEvent, msSinceLast: number, first: boolean) => void } = {},
   ) {}
 
   private engine(instance: ModelInstance): Engine {
@@ -101,7 +102,10 @@ export class GenerationService {
   async open(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<AsyncIterableIterator<TokenEvent>> {
     const { engine, config, ids } = this.prepare(model, prompt, params);
     if (options.signal?.aborted) throw inferqlError('CANCELLED');
-    return engine.decoder.submit({ prompt: ids, config, priority: options.priority ?? 0, deadlineMs: options.deadlineMs, signal: options.signal });
+    const submittedAt = performance.now();
+    const events = engine.decoder.submit({ prompt: ids, config, priority: options.priority ?? 0, deadlineMs: options.deadlineMs, signal: options.signal });
+    const onToken = this.hooks.onToken;
+    return onToken ? observeTokens(events, submittedAt, (event, ms, first) => onToken(model, event, ms, first)) : events;
   }
 
   async generate(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<GenerationResult> {

@@ -211,3 +211,19 @@ describe('queue bound', () => {
     }
   });
 });
+
+describe('generation metrics', () => {
+  it('/metrics counts generated and prompt tokens and times first and following tokens (vLLM names)', async () => {
+    const scrape = async () => (await fetch(server.url.replace('/graphql', '/metrics'))).text();
+    const value = (text: string, pattern: RegExp) => Number(pattern.exec(text)?.[1] ?? 0);
+    const before = await scrape();
+    const res = await server.gql(GENERATE, { prompt: 'Counting tokens', params: { temperature: 0, maxTokens: 7, repetitionPenalty: 1 } });
+    const { completionTokens, promptTokens } = res.data.generate.usage;
+    const after = await scrape();
+    const delta = (pattern: RegExp) => value(after, pattern) - value(before, pattern);
+    expect(delta(/^vllm:generation_tokens_total\{model_name="fortune-lm"\} (\d+)/m)).toBe(res.data.generate.tokenIds.length);
+    expect(delta(/^vllm:prompt_tokens_total\{model_name="fortune-lm"\} (\d+)/m)).toBe(promptTokens);
+    expect(delta(/^vllm:time_to_first_token_seconds_count\{model_name="fortune-lm"\} (\d+)/m)).toBe(1);
+    expect(delta(/^vllm:time_per_output_token_seconds_count\{model_name="fortune-lm"\} (\d+)/m)).toBe(completionTokens - 1);
+  });
+});
