@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { modelsDir, ROOT } from '../helpers/server.js';
+import { modelsDir, ROOT, withoutEos } from '../helpers/server.js';
 
 /** SIGTERM as an operator sends it, to the server in its own process. */
 async function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; log: () => string }> {
@@ -27,19 +27,9 @@ async function startProcess(env: Record<string, string>): Promise<{ child: Child
   return { child, url, exited, log: () => log };
 }
 
-/** fortune-lm with an end-of-sequence id it can never produce: its streams only end by length or cancel. */
-function endlessModels(): string {
-  const dir = modelsDir({ 'fortune-lm': {} });
-  for (const file of ['config.json', 'generation_config.json']) {
-    const path = join(dir, 'fortune-lm', file);
-    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), eos_token_id: -1 }));
-  }
-  return dir;
-}
-
 describe('graceful shutdown', () => {
   it('SIGTERM: a stream still running after the grace period ends with CANCELLED, and the process exits 0', async () => {
-    const server = await startProcess({ MODELS_DIR: endlessModels(), DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-stop-')), SHUTDOWN_GRACE_MS: '300', MAX_TOKENS: '100000' });
+    const server = await startProcess({ MODELS_DIR: withoutEos(modelsDir({ 'fortune-lm': {} })), DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-stop-')), SHUTDOWN_GRACE_MS: '300', MAX_TOKENS: '100000' });
     const client = createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
     const events: any[] = [];
     let first!: () => void;

@@ -88,6 +88,19 @@ export function modelsDir(models: Record<string, { from?: string; inferql?: Reco
   return dir;
 }
 
+/**
+ * Makes a decoder in a models folder unable to end on its own (its
+ * end-of-sequence id can never be produced), so a generation runs to
+ * maxTokens whatever the weights say: for tests that need a long stream.
+ */
+export function withoutEos(dir: string, model = 'fortune-lm'): string {
+  for (const file of ['config.json', 'generation_config.json']) {
+    const path = join(dir, model, file);
+    writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), eos_token_id: -1 }));
+  }
+  return dir;
+}
+
 /** Collects a graphql-ws subscription's events until it completes. */
 export function subscribeAll<T = any>(client: Client, query: string, variables?: Record<string, unknown>): Promise<{ events: T[]; errors: unknown[] }> {
   return new Promise((resolveAll) => {

@@ -1,6 +1,6 @@
 import type { Client } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { modelsDir, startServer, type TestServer } from '../helpers/server.js';
+import { modelsDir, startServer, type TestServer, withoutEos } from '../helpers/server.js';
 
 const STATS = `subscription {
   serverStats {
@@ -80,10 +80,13 @@ describe('serverStats', () => {
     server = await startServer({
       statsIntervalMs: 100,
       maxRunningSequences: 1,
-      modelsDir: modelsDir({
-        'fortune-lm': {},
-        'fortune-topic': { inferql: { batching: { maxBatchSize: 16, maxQueueDelayMs: 200 } } },
-      }),
+      // fortune-lm without EOS: each generation runs its full maxTokens, long enough for several samples.
+      modelsDir: withoutEos(
+        modelsDir({
+          'fortune-lm': {},
+          'fortune-topic': { inferql: { batching: { maxBatchSize: 16, maxQueueDelayMs: 200 } } },
+        }),
+      ),
     });
   });
   afterAll(async () => {
@@ -138,7 +141,7 @@ describe('serverStats', () => {
     const client = server.ws();
     const stats = watchStats(client);
     await stats.until(() => true);
-    const query = 'subscription($p: String!) { generate(model: "fortune-lm", prompt: $p, params: { maxTokens: 48, temperature: 0 }) { index finishReason } }';
+    const query = 'subscription($p: String!) { generate(model: "fortune-lm", prompt: $p, params: { maxTokens: 200, temperature: 0 }) { index finishReason } }';
     // One slot (maxRunningSequences: 1): the second generation waits for the first.
     let firstToken!: () => void;
     const gotToken = new Promise<void>((r) => (firstToken = r));
