@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { modelsDir, SHIPPED_MODELS, type TestServer, sse, startServer, subscribeAll } from '../helpers/server.js';
+import { modelsDir, SHIPPED_MODELS, type TestServer, sse, startServer, subscribeAll, withoutEos } from '../helpers/server.js';
 
 /** A digit "3"-like 8×8 image (sklearn's 0–16 range). */
 const PIXELS = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0];
@@ -450,7 +450,9 @@ describe('restart', () => {
   it('a stop that cuts a job off gives it back to the queue; the next start runs it again to the same result', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'inferql-restart-'));
     const params = { ...LONG, maxTokens: 200, seed: 21 };
-    const first = await startServer({ modelsDir: dir, dataDir });
+    // A decoder without EOS: the generation surely runs past the third token when the stop comes.
+    const endless = withoutEos(modelsDir({ 'fortune-lm': {} }));
+    const first = await startServer({ modelsDir: endless, dataDir });
     const job = await submit(first, { generate: { model: 'fortune-lm', prompt: 'Over and over', params } });
     await new Promise<void>((resolve) => {
       let outputs = 0;
@@ -459,7 +461,7 @@ describe('restart', () => {
     // No grace: the stop cuts the generation off.
     await first.app.stop(0);
 
-    const second = await startServer({ modelsDir: dir, dataDir });
+    const second = await startServer({ modelsDir: endless, dataDir });
     try {
       await finished(second, job.id);
       const done = await getJob(second, job.id);
