@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { modelsDir, startServer, type TestServer } from '../helpers/server.js';
+import { modelsDir, startServer, type TestServer, withoutEos } from '../helpers/server.js';
 import { HAVE_CHROMIUM, launchChromium, nonLocal, recordRequests, screenshot } from './chromium.js';
 
 const figure = async (page: Page, id: string) => Number(await page.locator(`#${id}`).innerText());
@@ -14,7 +14,7 @@ describe.skipIf(!HAVE_CHROMIUM)('status page in chromium', () => {
   let server: TestServer;
 
   beforeAll(async () => {
-    [browser, server] = await Promise.all([launchChromium(), startServer({ statsIntervalMs: 250 })]);
+    [browser, server] = await Promise.all([launchChromium(), startServer({ statsIntervalMs: 250, modelsDir: withoutEos(modelsDir({ digits: {}, 'fortune-lm': {}, 'fortune-topic': {} })) })]);
   });
   afterAll(async () => {
     await browser?.close();
