@@ -111,7 +111,11 @@ export class StatsService {
 
   /** The last sample, or a first one taken now. */
   async latest(): Promise<StatsSample> {
-    return this.latestSample ?? this.sample();
+    const sample = this.latestSample ?? (await this.sample());
+    // Rates belong to the interval, but a model's status is read now: a sample taken while a
+    // model loaded must not say LOADING after /ready says it is ready.
+    const { registry } = this.sources;
+    return { ...sample, models: sample.models.map((m) => ({ ...m, status: registry.get(m.name)?.status ?? m.status })) };
   }
 
   /** Throughput of the last `limit` intervals, oldest first. */

@@ -17,7 +17,7 @@ export interface SubmitRequest {
   signal?: AbortSignal;
 }
 
-const EMPTY_STATS: SchedulerStats = { running: 0, waiting: 0, steps: 0, tokens: 0, live: [], cancelled: 0, maxCancelLagSteps: 0 };
+const EMPTY_STATS: SchedulerStats = { running: 0, waiting: 0, steps: 0, tokens: 0, live: [], cancelled: 0, maxCancelLagSteps: 0, held: false };
 
 let nextSequenceId = 1;
 

@@ -54,6 +54,8 @@ export interface SchedulerStats {
   cancelled: number;
   /** Most session runs that completed between a cancel reaching the scheduler and its sequence leaving the batch and cache (at most 1: the step already in flight). */
   maxCancelLagSteps: number;
+  /** True while the loop waits for turns it was not given (limitTurns, race tests only). */
+  held: boolean;
 }
 
 export interface StepInfo {

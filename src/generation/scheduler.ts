@@ -16,6 +16,8 @@ export interface SchedulerOptions {
   onError?: (error: unknown) => void;
   /** The loop stopped: nothing running or waiting, the batch cache freed. */
   onIdle?: () => void;
+  /** Called when the loop stops to wait for turns (limitTurns), so the stats that say so go out. */
+  onHeld?: () => void;
 }
 
 /**
@@ -91,6 +93,7 @@ export class DecodeScheduler {
       live: [...live],
       cancelled: this.cancelled,
       maxCancelLagSteps: this.maxCancelLagSteps,
+      held: this.reopen !== null,
     };
   }
 
@@ -139,7 +142,11 @@ export class DecodeScheduler {
   private async loop(): Promise<void> {
     try {
       while (this.running.length > 0 || this.waiting.length > 0) {
-        if (this.turnBudget <= 0) await new Promise<void>((resolve) => (this.reopen = resolve));
+        if (this.turnBudget <= 0) {
+          const reopened = new Promise<void>((resolve) => (this.reopen = resolve));
+          this.options.onHeld?.();
+          await reopened;
+        }
         this.turnBudget--;
         this.running = this.running.filter((s) => s.status === 'RUNNING');
         const admitted = this.admit();

@@ -74,6 +74,7 @@ async function start(): Promise<{ scheduler: DecodeScheduler; tokenizer: TextTok
     onError: (error) => post({ type: 'runError', message: String(error) }),
     // The last word after the loop stops: the stats that say the batch and cache are empty.
     onIdle: scheduleFlush,
+    onHeld: scheduleFlush,
   });
   return { scheduler: made, tokenizer, release: () => ortSession.release() };
 }

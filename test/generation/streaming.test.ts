@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { modelsDir, type TestServer, sse, startServer, subscribeAll } from '../helpers/server.js';
 
 const STREAM = /* GraphQL */ `
@@ -37,6 +37,9 @@ async function until(condition: () => boolean) {
 }
 
 describe('generate subscription', () => {
+  // A failed race test must not leave the loop held for the next one.
+  afterEach(() => server.app.services.generation.limitTurns('fortune-lm', null));
+
   it('streams one event per token; the last carries finishReason, usage and metrics; joins to the mutation text', async () => {
     const params = { temperature: 0, maxTokens: 12, repetitionPenalty: 1 };
     const { events, errors } = await subscribeAll(server.ws(), STREAM, { model: 'fortune-lm', prompt: 'The meaning of life is', params });
@@ -124,12 +127,15 @@ describe('generate subscription', () => {
         { query: STREAM, variables: { model: 'fortune-lm', prompt: 'Short one:', params: { temperature: 1, seed: 6, maxTokens: 40, repetitionPenalty: 1 } } },
         {
           next: () => {
-            if (++received === 3) {
+            if (++received !== 3) return;
+            // Leave only once the loop is held, so the sequence is certainly still in the batch
+            // (on a slow machine delivery can keep pace with the worker).
+            void until(() => stats().held).then(() => {
               // The newest live sequence is the short one (sequence ids grow in submission order).
               shortId = Math.max(...stats().live);
               unsubscribe();
               resolve();
-            }
+            });
           },
           error: () => resolve(),
           complete: () => resolve(),
