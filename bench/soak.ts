@@ -25,7 +25,7 @@ async function rssOf(pid: number): Promise<number> {
 }
 
 async function main() {
-  const server = await startServerProcess({ MODELS_DIR: `${ROOT}/models`, MAX_RUNNING_SEQUENCES: '64', MAX_WAITING_SEQUENCES: '1000', MAX_SUBSCRIPTIONS_PER_KEY: '10000', LOG_LEVEL: 'warn' });
+  const server = await startServerProcess({ MODELS_DIR: `${ROOT}/models`, MAX_RUNNING_SEQUENCES: '64', MAX_WAITING_SEQUENCES: '1000', MAX_SUBSCRIPTIONS_PER_KEY: '10000' });
   const pid = server.child.pid!;
   const clients = Array.from({ length: SOCKETS }, () => createClient({ url: server.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 }));
   const gaps: number[] = [];

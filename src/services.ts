@@ -1,13 +1,16 @@
 import { ApiKeys } from './auth/api-keys.js';
+import { LocalModelCalls, type ModelCalls } from './calls/model-calls.js';
 import type { Config } from './config.js';
 import { createEventBus, type EventBus } from './events/pubsub.js';
 import { decoderSpec } from './generation/decoder.js';
 import { GenerationService } from './generation/service.js';
 import { InferenceService } from './inference/service.js';
+import { LocalJobRunner } from './jobs/local-runner.js';
 import { JobService } from './jobs/service.js';
 import { SqliteJobStore } from './jobs/sqlite-store.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { LocalModelDirectory, type ModelDirectory } from './models/directory.js';
 import { ModelRegistry } from './models/registry.js';
 import { warmUp } from './models/warm-up.js';
 import { StatsService } from './stats.js';
@@ -18,6 +21,11 @@ export interface Services {
   log: Logger;
   auth: ApiKeys;
   events: EventBus;
+  /** The models resolvers show: this process's, or in distributed mode every live worker's. */
+  models: ModelDirectory;
+  /** How resolvers and jobs run models: locally, or on a worker through BullMQ. */
+  calls: ModelCalls;
+  /** This process's own models (none in an API process). */
   registry: ModelRegistry;
   inference: InferenceService;
   generation: GenerationService;
@@ -74,7 +82,15 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   metrics.sources.sequences = () => generation.allStats();
   const stats = new StatsService({ registry, inference, generation, metrics }, { intervalMs: config.statsIntervalMs });
   const store = new SqliteJobStore(config.dataDir);
-  const jobs = new JobService({ store, inference, generation, events, config, log });
+  const calls = new LocalModelCalls(inference, generation);
+  const jobs = new JobService({
+    store,
+    events,
+    config,
+    log,
+    check: (input) => calls.check(input),
+    runner: (publish) => new LocalJobRunner({ store, inference, generation, config, log, publish }),
+  });
   metrics.sources.jobs = () => store.countByStatus();
   let modelsSettled = false;
   let storeReachable = true;
@@ -90,6 +106,8 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     log,
     auth,
     events,
+    models: new LocalModelDirectory(registry),
+    calls,
     registry,
     inference,
     generation,

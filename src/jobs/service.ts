@@ -1,15 +1,13 @@
 import { randomSeed } from '../generation/rng.js';
-import type { GenerationService } from '../generation/service.js';
 import type { Config } from '../config.js';
 import { inferqlError } from '../errors.js';
 import type { EventBus } from '../events/pubsub.js';
-import type { InferenceService } from '../inference/service.js';
 import type { Logger } from '../log.js';
 import { newJobId } from './ids.js';
 import { LiveBuffer } from './live.js';
+import type { JobRunner } from './runner.js';
 import type { Change, JobPage, JobStore, ListQuery } from './store.js';
 import { isFinished, type Job, type JobEvent, type JobInput } from './types.js';
-import { JobWorker } from './worker.js';
 
 export interface SubmitOptions {
   priority?: number | null;
@@ -20,10 +18,12 @@ export interface SubmitOptions {
 
 export interface JobServiceOptions {
   store: JobStore;
-  inference: InferenceService;
-  generation: GenerationService;
+  /** Builds what runs the jobs, given how to announce each change it writes. */
+  runner: (publish: (change: Change) => void) => JobRunner;
+  /** The synchronous call's own checks, nothing run: throws as the mutation would. */
+  check: (input: JobInput) => Promise<void>;
   events: EventBus;
-  config: Pick<Config, 'jobConcurrency' | 'jobMaxAttempts' | 'jobRetentionDays'>;
+  config: Pick<Config, 'jobRetentionDays'>;
   log: Logger;
 }
 
@@ -41,41 +41,31 @@ const PRUNE_EVERY_MS = 3_600_000;
  */
 export class JobService {
   readonly store: JobStore;
-  readonly worker: JobWorker;
+  private readonly runner: JobRunner;
   private pruneTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: JobServiceOptions) {
     this.store = options.store;
-    this.worker = new JobWorker({
-      store: options.store,
-      inference: options.inference,
-      generation: options.generation,
-      config: options.config,
-      log: options.log,
-      onChange: (change) => this.publish(change),
-    });
+    this.runner = options.runner((change) => this.publish(change));
   }
 
-  /** Recovers jobs a crash cut off, prunes, then starts the worker. Call once the models are loaded. */
+  /** Prunes, then starts the runner (which recovers jobs a crash cut off). Call once the models are loaded. */
   async start(): Promise<void> {
-    const { requeued, failed } = await this.store.recover(this.options.config.jobMaxAttempts, Date.now());
-    for (const change of [...requeued, ...failed]) this.publish(change);
-    if (requeued.length > 0 || failed.length > 0) this.options.log.info('jobs recovered', { requeued: requeued.length, failed: failed.length });
     await this.prune();
     this.pruneTimer = setInterval(() => void this.prune().catch((error) => this.options.log.error('pruning jobs failed', { error: String(error) })), PRUNE_EVERY_MS);
     this.pruneTimer.unref();
-    this.worker.start();
+    await this.runner.start();
   }
 
   /** Takes no more jobs from the queue (call first when shutting down); running ones go on until close(). */
   pause(): void {
-    this.worker.pause();
+    this.runner.pause();
   }
 
-  /** Stops the worker (jobs still running after `graceMs` go back to the queue) and closes the store. */
+  /** Stops the runner (jobs still running after `graceMs` go back to the queue) and closes the store. */
   async close(graceMs = 0): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
-    await this.worker.close(graceMs);
+    await this.runner.close(graceMs);
     await this.store.close();
   }
 
@@ -87,21 +77,14 @@ export class JobService {
   }
 
   async submit(input: JobInput, options: SubmitOptions = {}): Promise<Job> {
-    this.check(input);
+    await this.options.check(input);
     const deadlineMs = options.deadlineMs ?? null;
     if (deadlineMs !== null && (!Number.isInteger(deadlineMs) || deadlineMs <= 0)) throw inferqlError('BAD_INPUT', 'deadlineMs must be a positive number.');
     const now = Date.now();
     const change = await this.store.create({ id: newJobId(now), input: this.pinned(input), priority: options.priority ?? 0, deadlineMs, owner: options.owner ?? null, createdAt: now });
     this.publish(change);
-    this.worker.wake();
+    await this.runner.submitted(change.job);
     return change.job;
-  }
-
-  /** The synchronous path's own checks, nothing run: bad input fails as the mutation would, and nothing is stored. */
-  private check(input: JobInput): void {
-    if (input.kind === 'INFER') this.options.inference.checkInfer(input.model, input.inputs);
-    else if (input.kind === 'CLASSIFY') this.options.inference.checkClassify(input.model, input.inputs, input.topK);
-    else this.options.generation.check(input.model, input.prompt, input.params);
   }
 
   /** A sampled generation gets its seed now, so a run repeated after a crash gives the same text. */
@@ -130,7 +113,7 @@ export class JobService {
   async cancel(id: string, viewer: string | null = null): Promise<Job> {
     // A run here stops at once, before the store is even asked: if the job
     // finishes first anyway, the store keeps that and the stop did nothing.
-    const stopped = this.worker.stop(id, viewer);
+    const stopped = this.runner.stop(id, viewer);
     if (!stopped) await this.mustGet(id, viewer);
     const outcome = await this.store.cancel(id, Date.now());
     if (!outcome) throw inferqlError('JOB_NOT_FOUND', `No job with id "${id}".`, { id });
@@ -138,7 +121,7 @@ export class JobService {
       throw inferqlError('JOB_FINISHED', `Job "${id}" has already finished (${outcome.previous}).`, { id, status: outcome.previous });
     }
     this.publish(outcome);
-    if (outcome.previous === 'RUNNING' && !stopped) this.worker.cancel(id);
+    if (outcome.previous === 'RUNNING' && !stopped) this.runner.cancelled(id);
     return outcome.job;
   }
 
@@ -222,7 +205,7 @@ export class JobService {
   }
 
   /** Sends a change to watchers: its events, then the job as it now is. */
-  private publish(change: Change): void {
+  publish(change: Change): void {
     if (change.events.length > 0) this.options.events.publish('jobEvents', change.job.id, change.events);
     this.options.events.publish('jobUpdated', change.job.id, change.job);
   }

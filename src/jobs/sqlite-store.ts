@@ -12,7 +12,7 @@ import {
   encodeCursor,
   type Finish,
   type JobPage,
-  type JobStore,
+  type QueueingJobStore,
   type ListQuery,
   type NewJob,
   type RecoveryOutcome,
@@ -137,7 +137,7 @@ interface Pending {
  * own savepoint, so one failing leaves the others alone. Reads join the same
  * queue, so a read sees every write requested before it.
  */
-export class SqliteJobStore implements JobStore {
+export class SqliteJobStore implements QueueingJobStore {
   readonly path: string;
   private readonly db: Database.Database;
   private pending: Pending[] = [];

@@ -65,8 +65,6 @@ export interface JobStore {
   create(job: NewJob): Promise<Change>;
   get(id: string): Promise<Job | null>;
   list(query: ListQuery): Promise<JobPage>;
-  /** Takes up to `limit` QUEUED jobs, highest priority first, then oldest: each becomes RUNNING with one more attempt and a STATUS RUNNING event. */
-  claim(limit: number, now: number): Promise<Change<ClaimedJob>[]>;
   /** Records a RUNNING job's progress with its output events; null (nothing written) when it is not RUNNING. */
   progress(id: string, progress: JobProgress, events: NewJobEvent[], now: number): Promise<Change | null>;
   /** Finishes a RUNNING job; null (nothing written) when it is not RUNNING any more, e.g. cancelled. */
@@ -77,14 +75,46 @@ export interface JobStore {
   release(id: string, now: number): Promise<Change | null>;
   /** The job's events numbered above `after`, in order. */
   eventsAfter(id: string, after: number): Promise<JobEvent[]>;
-  /** At start: RUNNING jobs (cut off by a crash) go back to the queue, or FAIL with INTERRUPTED once they have had `maxAttempts` runs. */
-  recover(maxAttempts: number, now: number): Promise<RecoveryOutcome>;
   /** Deletes finished jobs, with their events, that finished before `finishedBefore`; returns how many. */
   prune(finishedBefore: number): Promise<number>;
   countByStatus(): Promise<Record<JobStatus, number>>;
   /** Whether the store answers (for /ready). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * The embedded store is also its own queue: the process's JobWorker polls it
+ * for work, and recovers what a crash cut off when it starts.
+ */
+export interface QueueingJobStore extends JobStore {
+  /** Takes up to `limit` QUEUED jobs, highest priority first, then oldest: each becomes RUNNING with one more attempt and a STATUS RUNNING event. */
+  claim(limit: number, now: number): Promise<Change<ClaimedJob>[]>;
+  /** At start: RUNNING jobs (cut off by a crash) go back to the queue, or FAIL with INTERRUPTED once they have had `maxAttempts` runs. */
+  recover(maxAttempts: number, now: number): Promise<RecoveryOutcome>;
+}
+
+/** What `begin` did with a job a queue (BullMQ) handed to a worker. */
+export type BeginOutcome =
+  /** QUEUED → RUNNING, or a RUNNING job whose worker died run again: run it. */
+  | { kind: 'run'; change: Change<ClaimedJob> }
+  /** A RUNNING job whose worker died, with `maxAttempts` runs used up: now FAILED with INTERRUPTED. */
+  | { kind: 'failed'; change: Change }
+  /** Unknown, finished or cancelled: nothing to run, nothing written. */
+  | { kind: 'skip' };
+
+/**
+ * A shared store whose queue lives elsewhere (BullMQ in distributed mode): a
+ * worker is handed one job id at a time and starts it with `begin`.
+ */
+export interface DispatchedJobStore extends JobStore {
+  /**
+   * QUEUED → RUNNING (one more attempt, STATUS RUNNING with the attempt).
+   * RUNNING (its worker died and the queue handed it on) → STATUS QUEUED then
+   * STATUS RUNNING with the next attempt, so jobEvents shows the retry; or,
+   * once it has had `maxAttempts` runs, FAILED with INTERRUPTED.
+   */
+  begin(id: string, now: number, maxAttempts: number): Promise<BeginOutcome>;
 }
 
 /** The pagination order: newest first by creation time, then by id. */

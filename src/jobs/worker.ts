@@ -17,6 +17,11 @@ export interface WorkerOptions {
   log: Logger;
   /** Every change the worker writes, to publish. */
   onChange: (change: Change) => void;
+  /**
+   * Where the worker finds work by itself: the embedded store's queue, polled
+   * (`start`). Absent when a queue hands jobs over one by one (`run`).
+   */
+  claim?: (limit: number, now: number) => Promise<Change<ClaimedJob>[]>;
   /** How often to look for queued jobs without being woken (jobs written by another process). */
   pollMs?: number;
 }
@@ -64,6 +69,7 @@ export class JobWorker {
 
   start(): void {
     this.closed = false;
+    if (!this.options.claim) return;
     this.poller = setInterval(() => this.wake(), this.options.pollMs ?? 1000);
     this.poller.unref();
     this.wake();
@@ -80,7 +86,7 @@ export class JobWorker {
 
   /** Looks for queued jobs now (a job was submitted, or a run ended). */
   wake(): void {
-    if (this.closed || this.paused) return;
+    if (this.closed || this.paused || !this.options.claim) return;
     if (this.claiming) {
       this.again = true;
       return;
@@ -101,7 +107,7 @@ export class JobWorker {
 
   private async claim(free: number): Promise<void> {
     try {
-      const claimed = await this.options.store.claim(free, Date.now());
+      const claimed = await this.options.claim!(free, Date.now());
       for (const change of claimed) {
         this.options.onChange(change);
         if (this.closed) await this.release(change.job.id);
@@ -132,7 +138,16 @@ export class JobWorker {
     else this.pendingCancels.add(id);
   }
 
-  private begin(job: ClaimedJob): void {
+  /**
+   * Runs a job a queue handed over (already RUNNING in the store); resolves
+   * once its outcome is written: finished, or given back to the queue (QUEUED)
+   * when cut off by a shutdown or a full model queue.
+   */
+  run(job: ClaimedJob): Promise<void> {
+    return this.begin(job).done;
+  }
+
+  private begin(job: ClaimedJob): Run {
     const controller = new AbortController();
     const run: Run = { job, controller, done: Promise.resolve() };
     this.running.set(job.id, run);
@@ -144,6 +159,7 @@ export class JobWorker {
         this.running.delete(job.id);
         this.wake();
       });
+    return run;
   }
 
   private async execute({ job, controller }: Run): Promise<void> {

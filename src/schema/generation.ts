@@ -74,7 +74,7 @@ builder.mutationField('generate', (t) =>
       deadlineMs: t.arg.int({ description: 'Fail with TIMEOUT if not started within this many ms.' }),
     },
     resolve: (_root, args, ctx) =>
-      ctx.services.generation.generate(args.model, args.prompt, args.params, {
+      ctx.services.calls.generate(args.model, args.prompt, args.params, {
         signal: ctx.signal,
         priority: args.priority ?? undefined,
         deadlineMs: args.deadlineMs ?? undefined,
@@ -94,7 +94,7 @@ builder.subscriptionField('generate', (t) =>
       priority: t.arg.int(),
     },
     subscribe: (_root, args, ctx) =>
-      ctx.services.generation.open(args.model, args.prompt, args.params, { signal: ctx.signal, priority: args.priority ?? undefined }),
+      ctx.services.calls.open(args.model, args.prompt, args.params, { signal: ctx.signal, priority: args.priority ?? undefined }),
     resolve: (event) => event,
   }),
 );

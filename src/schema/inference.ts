@@ -56,7 +56,7 @@ builder.mutationFields((t) => ({
       deadlineMs: t.arg.int({ description: 'Fail with TIMEOUT if not started within this many ms.' }),
     },
     resolve: (_root, args, ctx) =>
-      ctx.services.inference.infer(args.model, args.inputs as TensorPayload[], {
+      ctx.services.calls.infer(args.model, args.inputs as TensorPayload[], {
         priority: args.priority ?? undefined,
         deadlineMs: args.deadlineMs ?? undefined,
         signal: ctx.signal,
@@ -74,7 +74,7 @@ builder.mutationFields((t) => ({
       deadlineMs: t.arg.int(),
     },
     resolve: (_root, args, ctx) =>
-      ctx.services.inference.classify(args.model, args.inputs as ClassifyInputShape[], args.topK, {
+      ctx.services.calls.classify(args.model, args.inputs as ClassifyInputShape[], args.topK, {
         priority: args.priority ?? undefined,
         deadlineMs: args.deadlineMs ?? undefined,
         signal: ctx.signal,
