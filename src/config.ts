@@ -12,6 +12,11 @@ export interface Config {
   modelsDir: string;
   dataDir: string;
   redisUrl: string | undefined;
+  redisPrefix: string;
+  /** Calls a worker process takes at once per model. */
+  workerConcurrency: number;
+  /** How long a silent worker has before its jobs move on. */
+  stallMs: number;
   apiKeys: string | undefined;
   apiKeysFile: string | undefined;
   /** Server-wide batching defaults; a model's inferql.json may override them. */
@@ -78,8 +83,11 @@ export const OPTIONS = [
   option({ key: 'host', flag: 'host', env: 'HOST', kind: 'string', default: '127.0.0.1', help: 'Interface to listen on; 0.0.0.0 for all.' }),
   option({ key: 'modelsDir', flag: 'models', env: 'MODELS_DIR', kind: 'path', default: './models', help: 'Folder whose sub-folders are models.' }),
   option({ key: 'dataDir', flag: 'data', env: 'DATA_DIR', kind: 'path', default: './data', help: 'Folder for the SQLite job store.' }),
-  option({ key: 'redisUrl', flag: 'redis', env: 'REDIS_URL', kind: 'string', default: undefined, help: 'Redis URL for distributed mode (not available yet: setting it stops the server with an explanation).' }),
-  option({ key: 'role', flag: 'role', env: 'ROLE', kind: 'string', default: 'all', choices: ['api', 'worker', 'all'], help: 'api, worker or all; only all (one process) is available yet.' }),
+  option({ key: 'redisUrl', flag: 'redis', env: 'REDIS_URL', kind: 'string', default: undefined, help: 'Redis URL (redis://host:port/db): distributed mode, with BullMQ queues, Redis pub/sub and a Redis job store.' }),
+  option({ key: 'role', flag: 'role', env: 'ROLE', kind: 'string', default: 'all', choices: ['api', 'worker', 'all'], help: 'api (GraphQL, no models), worker (models, no GraphQL) or all; api and worker need REDIS_URL.' }),
+  option({ key: 'redisPrefix', flag: 'redis-prefix', env: 'REDIS_PREFIX', kind: 'string', default: 'inferql', help: 'Prefix of every Redis key, queue and channel (several deployments can share one Redis).' }),
+  option({ key: 'workerConcurrency', flag: 'worker-concurrency', env: 'WORKER_CONCURRENCY', kind: 'int', default: 64, min: 1, max: 10_000, help: 'Calls a worker takes at once per model from its queue (they meet in its batcher or decode scheduler).' }),
+  option({ key: 'stallMs', flag: 'stall-ms', env: 'STALL_MS', kind: 'int', default: 30_000, min: 500, max: 3_600_000, help: 'A worker silent this long is taken for dead: its jobs go to another worker, its calls fail with UNAVAILABLE.' }),
   option({ key: 'apiKeys', flag: 'api-keys', env: 'API_KEYS', kind: 'string', default: undefined, help: 'key=scope+scope,key2=scope; unset leaves the server open.' }),
   option({ key: 'apiKeysFile', flag: 'api-keys-file', env: 'API_KEYS_FILE', kind: 'path', default: undefined, help: 'File of key=scope+scope lines, added to API_KEYS.' }),
   option({ key: 'maxBatchSize', flag: 'max-batch-size', env: 'MAX_BATCH_SIZE', kind: 'int', default: 32, min: 1, max: 4096, help: 'Default largest batch per session.run; 1 turns batching off.' }),
@@ -162,10 +170,8 @@ export function loadConfig(argv: readonly string[] = process.argv.slice(2), env:
   if (result.role !== 'all' && !result.redisUrl) {
     throw new ConfigError(`role "${result.role}" needs REDIS_URL (--redis): only "all" runs without Redis`);
   }
-  if (result.redisUrl) {
-    // Distributed mode (BullMQ queue, Redis pub/sub, api/worker roles) is not built yet: refuse rather than ignore it.
-    throw new ConfigError('REDIS_URL (--redis) and the api/worker roles are not available in this version; unset them to run as one process');
-  }
+  if (result.redisUrl && !/^rediss?:\/\//.test(result.redisUrl)) throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got "${result.redisUrl}"`);
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(result.redisPrefix)) throw new ConfigError(`REDIS_PREFIX must be 1 to 64 letters, digits, _ or -, got "${result.redisPrefix}"`);
   return result;
 }
 

@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig, usage } from './config.js';
 import { createLogger } from './log.js';
+import { redactUrl } from './cluster/redis.js';
 import { buildApp } from './server/app.js';
 
 async function main(): Promise<void> {
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   const app = await buildApp(config, log);
   const { url } = await app.start();
   const models = app.services.registry.list().map((m) => `${m.name}:${m.status}`);
-  log.info(`inferql listening on ${url} (GraphiQL in a browser)`, { models });
+  log.info(`inferql listening on ${url} (GraphiQL in a browser)`, { role: config.role, ...(config.redisUrl ? { redis: redactUrl(config.redisUrl) } : {}), models });
 
   let stopping = false;
   const shutdown = async (signal: string) => {

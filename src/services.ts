@@ -1,5 +1,6 @@
 import { ApiKeys } from './auth/api-keys.js';
 import { LocalModelCalls, type ModelCalls } from './calls/model-calls.js';
+import { Cluster } from './cluster/cluster.js';
 import type { Config } from './config.js';
 import { createEventBus, type EventBus } from './events/pubsub.js';
 import { decoderSpec } from './generation/decoder.js';
@@ -35,8 +36,12 @@ export interface Services {
   stats: StatsService;
   /** Whether the process can serve: models settled, stores reachable. */
   isReady(): boolean;
+  /** Distributed mode (REDIS_URL): Redis, BullMQ queues, the shared job store; null in one process. */
+  cluster: Cluster | null;
   /** No request queued or running, no sequence generating. */
   isIdle(): boolean;
+  /** Takes no new calls or jobs (the first step of a shutdown); running ones go on. */
+  pause(): void;
   /** Stops background work (giving it up to `graceMs`), then frees models. */
   close(graceMs?: number): Promise<void>;
 }
@@ -44,7 +49,8 @@ export interface Services {
 export async function createServices(config: Config, log: Logger): Promise<Services> {
   const auth = ApiKeys.parse(config.apiKeys, config.apiKeysFile);
   if (!auth.enabled) log.warn('no API keys configured: the server is open to anyone who can reach it (set API_KEYS to require keys)');
-  const events = createEventBus();
+  const cluster = config.redisUrl ? await Cluster.connect(config, log) : null;
+  const events = createEventBus(cluster?.eventTarget);
   const metrics = createMetrics();
   const registry = new ModelRegistry({
     modelsDir: config.modelsDir,
@@ -59,6 +65,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     onEvent: (event) => {
       log.info('model event', { model: event.model, kind: event.kind, ...(event.message ? { error: event.message } : {}) });
       events.publish('modelEvents', event);
+      cluster?.modelChanged();
       // A decoder's worker loads its session as soon as the model is ready, not on the first request.
       if (event.kind === 'READY' || event.kind === 'SWITCHED') generation.start(event.model);
     },
@@ -81,15 +88,17 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   metrics.sources.queues = () => inference.queues();
   metrics.sources.sequences = () => generation.allStats();
   const stats = new StatsService({ registry, inference, generation, metrics }, { intervalMs: config.statsIntervalMs });
-  const store = new SqliteJobStore(config.dataDir);
-  const calls = new LocalModelCalls(inference, generation);
+  const local = new LocalModelCalls(inference, generation);
+  const localParts = { registry, inference, generation, calls: local };
+  const store = cluster ? cluster.store : new SqliteJobStore(config.dataDir);
   const jobs = new JobService({
     store,
     events,
     config,
     log,
-    check: (input) => calls.check(input),
-    runner: (publish) => new LocalJobRunner({ store, inference, generation, config, log, publish }),
+    check: (input) => (cluster ?? { calls: local }).calls.check(input),
+    runner: (publish) =>
+      cluster ? cluster.jobRunner(publish, localParts) : new LocalJobRunner({ store: store as SqliteJobStore, inference, generation, config, log, publish }),
   });
   metrics.sources.jobs = () => store.countByStatus();
   let modelsSettled = false;
@@ -106,17 +115,22 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     log,
     auth,
     events,
-    models: new LocalModelDirectory(registry),
-    calls,
+    models: cluster ? cluster.directory : new LocalModelDirectory(registry),
+    calls: cluster ? cluster.calls : local,
+    cluster,
     registry,
     inference,
     generation,
     jobs,
     metrics,
     stats,
-    isReady: () => modelsSettled && storeReachable && registry.allReady(),
+    isReady: () => modelsSettled && storeReachable && (cluster?.isUp() ?? true) && registry.allReady(),
     isIdle: () =>
       inference.queues().every((q) => q.queued === 0) && Object.values(generation.allStats()).every((s) => s.running === 0 && s.waiting === 0),
+    pause: () => {
+      jobs.pause();
+      cluster?.pause();
+    },
     close: async (graceMs = 0) => {
       clearInterval(pingStore);
       stats.close();
@@ -124,10 +138,13 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
       await jobs.close(graceMs);
       generation.cancelAll();
       await registry.close();
+      await cluster?.close();
     },
   };
-  await registry.loadAll();
+  // An API process loads no models: workers serve them.
+  if (config.role !== 'api') await registry.loadAll();
   modelsSettled = true;
   await jobs.start();
+  await cluster?.startWorker(localParts);
   return services;
 }

@@ -13,8 +13,11 @@ export type Topics = {
   jobEvents: [id: string, events: readonly JobEvent[]];
 };
 
-export function createEventBus() {
-  return createPubSub<Topics>();
+type EventTarget = NonNullable<Parameters<typeof createPubSub>[0]>['eventTarget'];
+
+/** In process by default; over Redis pub/sub in distributed mode (see src/cluster/cluster.ts). */
+export function createEventBus(eventTarget?: EventTarget) {
+  return createPubSub<Topics>(eventTarget ? { eventTarget } : undefined);
 }
 
 export type EventBus = ReturnType<typeof createEventBus>;

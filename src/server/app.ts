@@ -11,6 +11,7 @@ import { schema } from '../schema/index.js';
 import { createServices, type Services } from '../services.js';
 import { graphiqlOptions, renderInferqlGraphiQL } from './graphiql.js';
 import { createMaskError } from './mask-error.js';
+import { useClusterAvailability } from './use-cluster-availability.js';
 import { useErrorCodes } from './use-error-codes.js';
 import { useHealth } from './use-health.js';
 import { useStatusPage } from './status-page.js';
@@ -81,6 +82,8 @@ export function createYogaServer(services: Services, log: Logger, inflight = new
       useHealth({ isReady: () => services.isReady() }),
       useStatusPage(),
       useErrorCodes(),
+      services.cluster && useClusterAvailability(() => services.cluster!.isUp()),
+      config.role === 'worker' && useWorkerEndpoints(),
       useInflight(inflight),
       useBodyLimit(config.maxBodyBytes),
       ...useQueryLimits(config),
@@ -90,6 +93,18 @@ export function createYogaServer(services: Services, log: Logger, inflight = new
       ...extraPlugins,
     ].filter((p): p is Plugin => Boolean(p)),
   });
+}
+
+/** A worker process answers /health, /ready and /metrics; GraphQL is the API processes' job. */
+function useWorkerEndpoints(): Plugin {
+  return {
+    onRequest({ url, endResponse, fetchAPI }) {
+      if (url.pathname === GRAPHQL_PATH) {
+        const body = { error: 'This is a worker process (ROLE=worker): send GraphQL to an API process.' };
+        endResponse(Response.json(body, { status: 404 }) as unknown as InstanceType<typeof fetchAPI.Response>);
+      }
+    },
+  };
 }
 
 /** Builds the whole server: services, Yoga on HTTP/SSE, graphql-ws on the same port. */
@@ -123,7 +138,7 @@ export async function buildApp(config: Config, log: Logger = createLogger(config
       // 1. Take no new connections or jobs; idle keep-alive sockets go now.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      services.jobs.pause();
+      services.pause();
       // 2. In-flight requests and streams get the grace period to finish.
       const deadline = Date.now() + graceMs;
       while (Date.now() < deadline && (inflight.count > 0 || !services.isIdle())) await new Promise((r) => setTimeout(r, 20));

@@ -42,7 +42,8 @@ describe('config', () => {
     [[], { INTROSPECTION: 'maybe' }, /INTROSPECTION: expected true or false/],
     [['--nope'], {}, /Unknown option/],
     [['--role', 'api'], {}, /needs REDIS_URL/],
-    [[], { REDIS_URL: 'redis://127.0.0.1:6379' }, /not available in this version/],
+    [[], { REDIS_URL: 'localhost:6379' }, /REDIS_URL must start with redis:\/\//],
+    [[], { REDIS_PREFIX: 'a:b' }, /REDIS_PREFIX must be/],
   ])('rejects %j %j', (argv, env, message) => {
     expect(() => loadConfig(argv, env)).toThrow(ConfigError);
     expect(() => loadConfig(argv, env)).toThrow(message);

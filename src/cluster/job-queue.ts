@@ -1,0 +1,134 @@
+import { type Job as BullJob, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { GenerationService } from '../generation/service.js';
+import type { InferenceService } from '../inference/service.js';
+import type { JobRunner } from '../jobs/runner.js';
+import type { Change, DispatchedJobStore } from '../jobs/store.js';
+import type { Job } from '../jobs/types.js';
+import { JobWorker } from '../jobs/worker.js';
+import type { Logger } from '../log.js';
+import type { ModelRegistry } from '../models/registry.js';
+import type { Channels } from './channels.js';
+import { ClusterQueues } from './queues.js';
+
+interface QueuedJob {
+  id: string;
+}
+
+/** Finished queue entries are kept a while (the job itself lives in the store). */
+const KEEP = { age: 3600 };
+/** A job given back (a shutdown, a full model queue) is offered again after this long. */
+const REQUEUE_DELAY_MS = 200;
+
+export interface QueuedRunnerOptions {
+  store: DispatchedJobStore;
+  queues: ClusterQueues;
+  channels: Channels;
+  publish: (change: Change) => void;
+  config: Pick<Config, 'jobConcurrency' | 'jobMaxAttempts' | 'stallMs'>;
+  log: Logger;
+  /** Present in a process that runs jobs (role worker or all). */
+  worker?: {
+    connection: Redis;
+    registry: ModelRegistry;
+    inference: InferenceService;
+    generation: GenerationService;
+  };
+}
+
+/**
+ * Durable jobs in distributed mode. Submitting stores the job and adds its id
+ * to the model's BullMQ jobs queue; a worker process that serves the model
+ * takes it, starts it in the shared store (`begin`: the attempt, and the
+ * retry when a previous worker died), and runs it through the same JobWorker
+ * as one process does. A worker that dies mid-job stops renewing its BullMQ
+ * lock; after STALL_MS BullMQ hands the job to another worker, and `begin`
+ * counts the attempt (FAILED with INTERRUPTED past JOB_MAX_ATTEMPTS). The
+ * store's conditional writes make the job finish once, whoever finishes it.
+ */
+export class QueuedJobRunner implements JobRunner {
+  private readonly jobWorker: JobWorker | null;
+  private readonly bullWorkers = new Map<string, Worker>();
+  private paused = false;
+
+  constructor(private readonly options: QueuedRunnerOptions) {
+    const { worker, store, config, log, publish } = options;
+    this.jobWorker = worker ? new JobWorker({ store, inference: worker.inference, generation: worker.generation, config, log, onChange: publish }) : null;
+  }
+
+  async start(): Promise<void> {
+    if (!this.jobWorker) return;
+    this.jobWorker.start();
+    await this.options.channels.onCancel((kind, id) => {
+      if (kind === 'job') this.jobWorker!.stop(id, null);
+    });
+    this.sync();
+  }
+
+  /** Takes jobs for every READY model (call on every model event). */
+  sync(): void {
+    if (!this.options.worker || this.paused) return;
+    for (const entry of this.options.worker.registry.list()) {
+      const worker = this.bullWorkers.get(entry.name);
+      if (entry.status === 'READY' && !worker) this.bullWorkers.set(entry.name, this.bullWorker(entry.name));
+      if (entry.status !== 'READY' && entry.status !== 'LOADING' && worker) {
+        this.bullWorkers.delete(entry.name);
+        void worker.close();
+      }
+    }
+  }
+
+  async submitted(job: Job): Promise<void> {
+    await this.options.queues.jobs(job.model).add('job', { id: job.id } satisfies QueuedJob, { jobId: job.id, removeOnComplete: KEEP, removeOnFail: KEEP });
+  }
+
+  stop(id: string, viewer: string | null): boolean {
+    return this.jobWorker?.stop(id, viewer) ?? false;
+  }
+
+  cancelled(id: string): void {
+    void this.options.channels.cancel('job', id).catch(() => undefined);
+  }
+
+  pause(): void {
+    this.paused = true;
+    for (const worker of this.bullWorkers.values()) void worker.pause(true);
+  }
+
+  async close(graceMs: number): Promise<void> {
+    this.pause();
+    // Runs cut off here go back to the store's queue and, through `run`, to BullMQ's.
+    await this.jobWorker?.close(graceMs);
+    await Promise.allSettled([...this.bullWorkers.values()].map((w) => w.close()));
+  }
+
+  private bullWorker(model: string): Worker {
+    const { worker, config, log } = this.options;
+    const bull = new Worker(ClusterQueues.jobsName(model), (job: BullJob<QueuedJob>) => this.run(job.data.id), {
+      connection: worker!.connection,
+      prefix: this.options.queues.prefix,
+      concurrency: config.jobConcurrency,
+      lockDuration: config.stallMs,
+      stalledInterval: config.stallMs,
+      // Attempts are counted by the store (begin), not by BullMQ.
+      maxStalledCount: Number.MAX_SAFE_INTEGER,
+    });
+    bull.on('error', (error) => log.warn('jobs worker error', { model, error: error.message }));
+    return bull;
+  }
+
+  /** One job handed over by BullMQ: start it in the store, run it, and queue it again if it was given back. */
+  private async run(id: string): Promise<void> {
+    const { store, publish, config, queues } = this.options;
+    const outcome = await store.begin(id, Date.now(), config.jobMaxAttempts);
+    if (outcome.kind === 'skip') return;
+    publish(outcome.change);
+    if (outcome.kind !== 'run') return;
+    await this.jobWorker!.run(outcome.change.job);
+    const after = await store.get(id);
+    if (after?.status === 'QUEUED') {
+      await queues.jobs(after.model).add('job', { id } satisfies QueuedJob, { jobId: `${id}-${after.version}`, delay: REQUEUE_DELAY_MS, removeOnComplete: KEEP, removeOnFail: KEEP });
+    }
+  }
+}

@@ -1,0 +1,133 @@
+import type { Redis } from 'ioredis';
+import { inferqlError } from '../errors.js';
+import { type ModelDirectory, type ModelView, PROCESS_ID, viewOf } from '../models/directory.js';
+import type { ModelRegistry, ModelStatus } from '../models/registry.js';
+
+/** What a worker says of itself, under a key that expires unless it keeps saying it. */
+export interface WorkerCard {
+  id: string;
+  startedAt: number;
+  models: ModelView[];
+}
+
+const BEAT_MS = 2000;
+
+const workerKey = (prefix: string, id: string) => `${prefix}:worker:${id}`;
+
+/**
+ * A worker's heartbeat: its models (as ModelViews) under a key that expires
+ * after three missed beats, so a dead worker drops out of `models` by itself.
+ * It beats at once on every model event, so a load or unload shows quickly.
+ */
+export class WorkerPresence {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly registry: ModelRegistry,
+    readonly id = PROCESS_ID,
+  ) {}
+
+  start(): void {
+    void this.beat();
+    this.timer = setInterval(() => void this.beat(), BEAT_MS);
+    this.timer.unref();
+  }
+
+  /** Says now what this worker serves (on every model event). */
+  async beat(): Promise<void> {
+    const card: WorkerCard = { id: this.id, startedAt: this.startedAt, models: this.registry.list().map((e) => viewOf(e, this.id)) };
+    await this.redis.set(workerKey(this.prefix, this.id), JSON.stringify(card), 'PX', BEAT_MS * 3).catch(() => undefined);
+  }
+
+  /** Leaves at once (a clean stop) rather than after the key expires. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.redis.del(workerKey(this.prefix, this.id)).catch(() => undefined);
+  }
+}
+
+/** A model's status across workers: ready anywhere beats loading anywhere, which beats failed, then unloaded. */
+const RANK: Record<ModelStatus, number> = { READY: 3, LOADING: 2, FAILED: 1, UNLOADED: 0 };
+
+/** Merges the workers' views of one model: the best status, and every worker where it is READY. */
+export function mergeViews(views: readonly ModelView[]): ModelView {
+  const best = [...views].sort((a, b) => RANK[b.status] - RANK[a.status])[0]!;
+  return { ...best, workers: views.flatMap((v) => v.workers).sort() };
+}
+
+/**
+ * The API's view of the models: the union of what the live workers serve,
+ * read from their heartbeats (cached for a moment, so a burst of requests
+ * reads Redis once).
+ */
+export class ClusterDirectory implements ModelDirectory {
+  private cache: { at: number; views: Promise<ModelView[]> } | null = null;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly cacheMs = 250,
+  ) {}
+
+  async workers(): Promise<WorkerCard[]> {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, found] = await this.redis.scan(cursor, 'MATCH', workerKey(this.prefix, '*'), 'COUNT', 200);
+      cursor = next;
+      keys.push(...found);
+    } while (cursor !== '0');
+    if (keys.length === 0) return [];
+    const cards = await this.redis.mget(keys);
+    return cards.filter((c): c is string => c !== null).map((c) => JSON.parse(c) as WorkerCard);
+  }
+
+  list(): Promise<ModelView[]> {
+    const now = Date.now();
+    if (!this.cache || now - this.cache.at > this.cacheMs) {
+      const views = this.read();
+      this.cache = { at: now, views };
+      views.catch(() => (this.cache = null));
+    }
+    return this.cache.views;
+  }
+
+  private async read(): Promise<ModelView[]> {
+    const byModel = new Map<string, ModelView[]>();
+    for (const card of await this.workers()) {
+      for (const view of card.models) byModel.set(view.name, [...(byModel.get(view.name) ?? []), view]);
+    }
+    return [...byModel.values()].map(mergeViews).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async get(name: string): Promise<ModelView | null> {
+    return (await this.list()).find((v) => v.name === name) ?? null;
+  }
+
+  /** The model, or MODEL_NOT_FOUND / MODEL_NOT_READY as the local registry says them. */
+  async requireReady(name: string): Promise<ModelView> {
+    const view = await this.get(name);
+    if (!view) throw inferqlError('MODEL_NOT_FOUND', `No model named "${name}" on any live worker.`, { model: name });
+    if (view.status !== 'READY') throw inferqlError('MODEL_NOT_READY', `Model "${name}" is ${view.status.toLowerCase()} on every live worker.`, { model: name, status: view.status });
+    return view;
+  }
+
+  load(name: string): Promise<ModelView> {
+    return this.perWorker(name);
+  }
+
+  unload(name: string): Promise<ModelView> {
+    return this.perWorker(name);
+  }
+
+  reload(name: string): Promise<ModelView> {
+    return this.perWorker(name);
+  }
+
+  private async perWorker(name: string): Promise<ModelView> {
+    throw inferqlError('UNAVAILABLE', `In distributed mode each worker manages its own models: change "${name}" in the workers' MODELS_DIR and restart them one by one.`, { model: name });
+  }
+}
