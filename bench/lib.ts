@@ -1,41 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ServerProcess, startProcess } from '../test/helpers/process.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
+export type { ServerProcess };
+
 export const ROOT = resolve(import.meta.dirname, '..');
 
-export interface ServerProcess {
-  url: string;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** Starts `src/main.ts` as its own process (as an operator would) on a free port. */
-export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-bench-')), LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const url = await new Promise<string>((resolveUrl, reject) => {
-    let buffer = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(buffer);
-      if (match) resolveUrl(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}: ${buffer}`)));
-  });
-  return {
-    url,
-    child,
-    stop: () =>
-      new Promise((done) => {
-        child.once('exit', () => done());
-        child.kill('SIGTERM');
-      }),
-  };
+/** Starts `src/main.ts` as its own process (as an operator would) on a free port, with its own DATA_DIR. */
+export function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+  return startProcess({ DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-bench-')), ...env });
 }
 
 export function percentile(sorted: readonly number[], p: number): number {

@@ -1,32 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'graphql-ws';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { startProcess } from '../helpers/process.js';
 import { modelsDir, ROOT, withoutEos } from '../helpers/server.js';
 
 /** SIGTERM as an operator sends it, to the server in its own process. */
-async function startProcess(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; exited: Promise<number | null>; log: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(log);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`exited ${code}: ${log}`)));
-  });
-  return { child, url, exited, log: () => log };
-}
-
 describe('graceful shutdown', () => {
   it('SIGTERM: a stream still running after the grace period ends with CANCELLED, and the process exits 0', async () => {
     const server = await startProcess({ MODELS_DIR: withoutEos(modelsDir({ 'fortune-lm': {} })), DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-stop-')), SHUTDOWN_GRACE_MS: '300', MAX_TOKENS: '100000' });

@@ -1,9 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { gql, ROOT, SHIPPED_MODELS } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { startProcess } from '../helpers/process.js';
+import { gql, SHIPPED_MODELS } from '../helpers/server.js';
 
 /**
  * The crash test: a real server process, 30 mixed jobs, SIGKILL while some
@@ -12,43 +12,8 @@ import { gql, ROOT, SHIPPED_MODELS } from '../helpers/server.js';
  * the kill must read back byte for byte.
  */
 
-interface Proc {
-  url: string;
-  child: ChildProcess;
-}
-
-const children: ChildProcess[] = [];
-
-/** `node --import tsx src/main.ts` on a free port; resolves once it logs its URL. */
-function startProcess(dataDir: string, env: Record<string, string> = {}): Promise<Proc> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, MODELS_DIR: SHIPPED_MODELS, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let log = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(log);
-      if (match) resolve({ url: match[1]!, child });
-    });
-    child.once('exit', (code, signal) => reject(new Error(`server exited (${code ?? signal}) before listening:\n${log}`)));
-  });
-}
-
-function kill(proc: Proc): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.child.exitCode !== null || proc.child.signalCode !== null) return resolve();
-    proc.child.once('exit', () => resolve());
-    proc.child.kill('SIGKILL');
-  });
-}
-
-afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+/** The server on `dataDir`, in its own process. */
+const startOn = (dataDir: string, env: Record<string, string> = {}) => startProcess({ DATA_DIR: dataDir, MODELS_DIR: SHIPPED_MODELS, ...env });
 
 const PIXELS = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0, 0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0];
 const pixels = (i: number) => PIXELS.map((v, k) => (v + i * (k % 7)) % 17);
@@ -110,7 +75,7 @@ describe('crash recovery', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'inferql-crash-'));
     // Few at a time, so some jobs are still queued and some running when the kill comes.
     const env = { JOB_CONCURRENCY: '4', MAX_COST: '10000000' };
-    const first = await startProcess(dataDir, env);
+    const first = await startOn(dataDir, env);
     const inputs = jobInputs();
     const expected: unknown[] = [];
     for (const job of inputs) expected.push(await syncOutput(first.url, job));
@@ -131,10 +96,10 @@ describe('crash recovery', () => {
       expect(succeeded).toBeLessThan(30); // finished everything before we could kill: make the generations longer
       await new Promise((r) => setTimeout(r, 10));
     }
-    await kill(first);
+    await first.kill();
     const runningAtKill = new Set(before.filter((j) => j.status === 'RUNNING').map((j) => j.id));
 
-    const second = await startProcess(dataDir, env);
+    const second = await startOn(dataDir, env);
     let after: any[] = [];
     for (;;) {
       const res = await gql(second.url, `{ jobs(first: 0, status: [QUEUED, RUNNING]) { totalCount } }`);
@@ -142,7 +107,7 @@ describe('crash recovery', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     after = await allJobs(second.url);
-    await kill(second);
+    await second.kill();
 
     // Every job, once.
     expect(after).toHaveLength(30);
@@ -175,7 +140,7 @@ describe('crash recovery', () => {
   it('a job cut off by a crash once more than JOB_MAX_ATTEMPTS allows fails with INTERRUPTED', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'inferql-crash-'));
     const env = { JOB_MAX_ATTEMPTS: '1' };
-    const first = await startProcess(dataDir, env);
+    const first = await startOn(dataDir, env);
     const submitted = await gql(first.url, `mutation ($input: JobInput!) { submitJob(input: $input) { id } }`, {
       input: { generate: { model: 'fortune-lm', prompt: 'On and on', params: { temperature: 1, seed: 3, maxTokens: 500, repetitionPenalty: 1 } } },
     });
@@ -186,10 +151,10 @@ describe('crash recovery', () => {
       expect(res.data.job.status).not.toBe('SUCCEEDED');
       await new Promise((r) => setTimeout(r, 10));
     }
-    await kill(first);
-    const second = await startProcess(dataDir, env);
+    await first.kill();
+    const second = await startOn(dataDir, env);
     const res = await gql(second.url, `query ($id: ID!) { job(id: $id) { status attempts error { code message } events { status } } }`, { id });
-    await kill(second);
+    await second.kill();
     expect(res.data.job).toMatchObject({ status: 'FAILED', attempts: 1, error: { code: 'INTERRUPTED' } });
     expect(res.data.job.events.filter((e: any) => e.status).map((e: any) => e.status)).toEqual(['QUEUED', 'RUNNING', 'FAILED']);
   }, 120_000);
