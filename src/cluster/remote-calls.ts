@@ -14,6 +14,8 @@ import { type CallRequest, decodeError, fromWire } from './wire.js';
 
 /** Finished call records stay this long, so a waiter that looks after the fact still finds the answer. */
 const KEEP_FINISHED = { age: 60 };
+/** How often a waiting caller also looks at its call's state itself. */
+const POLL_MS = 1000;
 
 /**
  * The API side of distributed mode: every model call becomes a BullMQ job on
@@ -59,13 +61,10 @@ export class RemoteModelCalls implements ModelCalls {
     const inbox = await this.channels.openStream(streamId);
     let job: BullJob;
     try {
-      job = await this.queues.calls(model).add('stream', { op: 'stream', model, prompt, params: params ?? null, streamId, ...scheduling(options) } satisfies CallRequest, {
-        removeOnComplete: KEEP_FINISHED,
-        removeOnFail: KEEP_FINISHED,
-      });
+      job = await this.add({ op: 'stream', model, prompt, params: params ?? null, streamId, ...scheduling(options) });
     } catch (error) {
       inbox.close();
-      throw unavailable(error);
+      throw error;
     }
     void this.settled(model, job).then((error) => error && inbox.fail(error));
     const cancel = () => {
@@ -110,23 +109,61 @@ export class RemoteModelCalls implements ModelCalls {
   /** Queues a call and waits for its answer (or its error, with the worker's code). */
   private async call<T>(request: CallRequest): Promise<T> {
     await this.directory.requireReady(request.model);
-    let job: BullJob;
+    const job = await this.add(request);
     try {
-      job = await this.queues.calls(request.model).add(request.op, request, { removeOnComplete: KEEP_FINISHED, removeOnFail: KEEP_FINISHED });
+      return (await this.outcome(request.model, job)) as T;
+    } catch (error) {
+      throw isInferqlError(error) ? error : decodeError((error as Error).message);
+    }
+  }
+
+  /** Adds a call to its model's queue, with its completion events already being listened to. */
+  private async add(request: CallRequest): Promise<BullJob> {
+    try {
+      await this.queues.callEvents(request.model);
+      return await this.queues.calls(request.model).add(request.op, request, { removeOnComplete: KEEP_FINISHED, removeOnFail: KEEP_FINISHED });
     } catch (error) {
       throw unavailable(error);
     }
+  }
+
+  /**
+   * The call's return value, or a rejection with its failed reason. Queue
+   * events bring it at once; a poll of the job's state every second is the
+   * safety net for an event that went by unheard (a QueueEvents reader that
+   * had not issued its first read yet, a Redis restart).
+   */
+  private async outcome(model: string, job: BullJob): Promise<unknown> {
+    let settled = false;
+    const byEvent = (async () => job.waitUntilFinished(await this.queues.callEvents(model)))();
+    const byPoll = (async () => {
+      while (!settled) {
+        await new Promise((r) => setTimeout(r, POLL_MS));
+        if (settled) break;
+        const fresh = await this.queues
+          .calls(model)
+          .getJob(job.id!)
+          .catch(() => undefined);
+        if (fresh === undefined) continue;
+        const state = await fresh.getState().catch(() => 'unknown');
+        if (state === 'completed') return fresh.returnvalue;
+        if (state === 'failed') throw new Error(fresh.failedReason);
+      }
+      return new Promise<never>(() => undefined);
+    })();
     try {
-      return (await job.waitUntilFinished(await this.queues.callEvents(request.model))) as T;
-    } catch (error) {
-      throw isInferqlError(error) ? error : decodeError((error as Error).message);
+      return await Promise.race([byEvent, byPoll]);
+    } finally {
+      settled = true;
+      byEvent.catch(() => undefined);
+      byPoll.catch(() => undefined);
     }
   }
 
   /** Resolves with the error that ended a call, or null when it completed. */
   private async settled(model: string, job: BullJob): Promise<ReturnType<typeof decodeError> | null> {
     try {
-      await job.waitUntilFinished(await this.queues.callEvents(model));
+      await this.outcome(model, job);
       return null;
     } catch (error) {
       return decodeError((error as Error).message);
