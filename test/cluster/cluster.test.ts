@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type ServerProcess, startProcess } from '../helpers/process.js';
 import { type RedisServer, startRedis } from '../helpers/redis.js';
-import { gql, modelsDir, startServer, subscribeAll, type TestServer, withoutEos } from '../helpers/server.js';
+import { gql, modelsDir, sse, startServer, subscribeAll, type TestServer, withoutEos } from '../helpers/server.js';
 
 /**
  * Distributed mode end to end: a real redis-server, two API processes and
@@ -175,6 +175,12 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
   it('SIGKILL of the worker running a job: the job finishes on the other worker, once, and jobEvents shows the retry', async () => {
     const submitted = await gql(apiA.url, SUBMIT, { input: { generate: { model: 'fortune-lm', prompt: 'Survive:', params: LONG } } });
     const id = submitted.data.submitJob.id;
+    // Followed live through the other API: the events come over Redis pub/sub from whichever worker runs it.
+    const live = (async () => {
+      const seen: any[] = [];
+      for await (const message of sse(apiB.url, 'subscription ($id: ID!) { jobEvents(id: $id) { seq type status attempt } }', { id })) seen.push(message.data!.jobEvents);
+      return seen;
+    })();
     await until(async () => (await gql(apiB.url, JOB, { id })).data.job, (job) => (job.progress?.completed ?? 0) >= 5);
     const running = await Promise.all(workers.map((w) => metric(w, 'vllm:num_requests_running')));
     const victim = workers[running.indexOf(1)]!;
@@ -192,6 +198,8 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
       ['RUNNING', 2],
       ['SUCCEEDED', null],
     ]);
+    // The live stream saw every stored event, once, in order, ending with SUCCEEDED.
+    expect(await live).toEqual(job.events);
     // The re-run gives the text one uninterrupted run gives (the seed was pinned at submission).
     const alone = await reference.gql(GENERATE, { prompt: 'Survive:', params: LONG });
     expect(job.result.tokenIds).toEqual(alone.data.generate.tokenIds);
