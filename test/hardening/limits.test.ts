@@ -1,8 +1,10 @@
+import { join } from 'node:path';
 import { Lexer, Source, TokenKind } from 'graphql';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { modelsDir, type TestServer, startServer, subscribeAll } from '../helpers/server.js';
+import { TextTokenizer } from '../../src/models/tokenizer.js';
+import { modelsDir, SHIPPED_MODELS, type TestServer, startServer, subscribeAll } from '../helpers/server.js';
 
 /** Every limit: at the limit passes, one over fails with its code, and the server keeps serving. */
 
@@ -50,6 +52,25 @@ describe('query limits (graphql-armor)', () => {
     expect(code(await server.gql('{ models @skip(if: false) { name @include(if: true) } }'))).toBe('QUERY_LIMIT');
   });
 
+  it('cost', async () => {
+    const query = '{ models { name version } }';
+    const heavier = '{ models { name version task } }';
+    // The document's cost as graphql-armor counts it, read from its refusal by a server that allows 1.
+    const probe = await startServer({ modelsDir: modelsDir({ digits: {} }), maxCost: 1 });
+    const refusal = await probe.gql(query);
+    await probe.stop();
+    expect(code(refusal)).toBe('QUERY_LIMIT');
+    const cost = Number(/found (\d+)/.exec(refusal.errors![0]!.message)![1]);
+    expect(cost).toBeGreaterThan(1);
+    const exact = await startServer({ modelsDir: modelsDir({ digits: {} }), maxCost: cost });
+    try {
+      expect((await exact.gql(query)).errors).toBeUndefined();
+      expect(code(await exact.gql(heavier))).toBe('QUERY_LIMIT');
+    } finally {
+      await exact.stop();
+    }
+  });
+
   it('tokens', async () => {
     const build = (n: number) => `{ models { name ${Array.from({ length: n }, () => 'name').join(' ')} } }`;
     const exactly = build(60 - tokenCount(build(0)));
@@ -88,6 +109,45 @@ describe('request limits', () => {
       });
     expect((await infer(1)).errors).toBeUndefined();
     expect(code(await infer(2))).toBe('BAD_TENSOR');
+  });
+});
+
+describe('generation limits', () => {
+  const GENERATE = 'mutation ($p: String!, $n: Int) { generate(model: "fortune-lm", prompt: $p, params: { maxTokens: $n, temperature: 0 }) { usage { promptTokens completionTokens } } }';
+  let lm: TestServer;
+  let tokenizer: TextTokenizer;
+  beforeAll(async () => {
+    lm = await startServer({ modelsDir: modelsDir({ 'fortune-lm': {} }), maxTokens: 8, maxPromptTokens: 6 });
+    tokenizer = await TextTokenizer.load(join(SHIPPED_MODELS, 'fortune-lm', 'tokenizer.json'), join(SHIPPED_MODELS, 'fortune-lm', 'tokenizer_config.json'));
+  });
+  afterAll(async () => {
+    await lm?.stop();
+  });
+
+  it('prompt tokens: a prompt of exactly MAX_PROMPT_TOKENS passes, one token more is BAD_GENERATION_PARAMS', async () => {
+    // The shortest prefix of a sentence that encodes (with its BOS) to exactly 6 tokens, then to 7.
+    const sentence = 'The cat sat on the mat, and then it slept all afternoon in the sun.';
+    const promptOf = (tokens: number) => {
+      for (let n = 1; n <= sentence.length; n++) {
+        if (tokenizer.encode(sentence.slice(0, n)).length === tokens) return sentence.slice(0, n);
+      }
+      throw new Error(`no prompt of ${tokens} tokens`);
+    };
+    const exactly = await lm.gql(GENERATE, { p: promptOf(6), n: 1 });
+    expect(exactly.errors).toBeUndefined();
+    expect(exactly.data.generate.usage.promptTokens).toBe(6);
+    const over = await lm.gql(GENERATE, { p: promptOf(7), n: 1 });
+    expect(code(over)).toBe('BAD_GENERATION_PARAMS');
+    expect(over.errors![0]!.extensions).toMatchObject({ param: 'prompt', promptTokens: 7 });
+  });
+
+  it('maxTokens: MAX_TOKENS passes, one more is BAD_GENERATION_PARAMS', async () => {
+    const exactly = await lm.gql(GENERATE, { p: 'Once', n: 8 });
+    expect(exactly.errors).toBeUndefined();
+    expect(exactly.data.generate.usage.completionTokens).toBeLessThanOrEqual(8);
+    const over = await lm.gql(GENERATE, { p: 'Once', n: 9 });
+    expect(code(over)).toBe('BAD_GENERATION_PARAMS');
+    expect(over.errors![0]!.extensions).toMatchObject({ param: 'maxTokens' });
   });
 });
 
