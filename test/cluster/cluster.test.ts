@@ -58,12 +58,13 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
   let workers: ServerProcess[];
   let reference: TestServer;
   const models = withoutEos(modelsDir({ 'fortune-lm': {}, 'fortune-topic': {} }));
+  const dataDir = mkdtempSync(join(tmpdir(), 'inferql-cluster-'));
+  const env = () => ({ REDIS_URL: redis.url, MODELS_DIR: models, STALL_MS: '1500', SHUTDOWN_GRACE_MS: '200', DATA_DIR: dataDir });
 
   beforeAll(async () => {
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, MODELS_DIR: models, STALL_MS: '1500', DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-cluster-')) };
-    workers = await Promise.all([startProcess({ ...env, ROLE: 'worker' }), startProcess({ ...env, ROLE: 'worker' })]);
-    [apiA, apiB] = await Promise.all([startProcess({ ...env, ROLE: 'api' }), startProcess({ ...env }, ['serve', '--role', 'api'])]);
+    workers = await Promise.all([startProcess({ ...env(), ROLE: 'worker' }), startProcess({ ...env(), ROLE: 'worker' })]);
+    [apiA, apiB] = await Promise.all([startProcess({ ...env(), ROLE: 'api' }), startProcess(env(), ['serve', '--role', 'api'])]);
     // The single-process server the cluster must agree with.
     reference = await startServer({ modelsDir: models });
   });
@@ -170,6 +171,34 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
     const tokensAfter = (await Promise.all(workers.map((w) => metric(w, 'vllm:generation_tokens_total')))).reduce((a, b) => a + b, 0);
     expect(tokensAfter - tokensBefore).toBeLessThan(LONG.maxTokens / 2);
     await client.dispose();
+  });
+
+  it('a rolling restart: SIGTERM to the worker running a job gives the job back, the other worker finishes it, a new worker joins', async () => {
+    const submitted = await gql(apiB.url, SUBMIT, { input: { generate: { model: 'fortune-lm', prompt: 'Rolling:', params: LONG } } });
+    const id = submitted.data.submitJob.id;
+    await until(async () => (await gql(apiA.url, JOB, { id })).data.job, (job) => (job.progress?.completed ?? 0) >= 5);
+    const running = await Promise.all(workers.map((w) => metric(w, 'vllm:num_requests_running')));
+    const leaving = workers[running.indexOf(1)]!;
+    expect(leaving).toBeDefined();
+    await leaving.stop();
+    expect(await leaving.exited).toBe(0);
+    workers = workers.filter((w) => w !== leaving);
+
+    const job = await until(async () => (await gql(apiA.url, JOB, { id })).data.job, (j) => j.status !== 'RUNNING' && j.status !== 'QUEUED', 60_000);
+    // Given back, not failed: the run the stop cut short does not count.
+    expect(job).toMatchObject({ status: 'SUCCEEDED', attempts: 1 });
+    expect(job.events.filter((e: any) => e.type === 'STATUS').map((e: any) => [e.status, e.attempt])).toEqual([
+      ['QUEUED', null],
+      ['RUNNING', 1],
+      ['QUEUED', null],
+      ['RUNNING', 1],
+      ['SUCCEEDED', null],
+    ]);
+    const alone = await reference.gql(GENERATE, { prompt: 'Rolling:', params: LONG });
+    expect(job.result.tokenIds).toEqual(alone.data.generate.tokenIds);
+    // The replacement joins and takes work.
+    workers.push(await startProcess({ ...env(), ROLE: 'worker' }));
+    await until(async () => (await gql(apiA.url, '{ models { workers } }')).data.models[0].workers.length, (n) => n === 2, 15_000);
   });
 
   it('SIGKILL of the worker running a job: the job finishes on the other worker, once, and jobEvents shows the retry', async () => {
