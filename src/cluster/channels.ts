@@ -1,25 +1,42 @@
 import type { Redis } from 'ioredis';
 import type { InferqlError } from '../errors.js';
-import type { StreamMessage } from './wire.js';
+import type { ModelView } from '../models/directory.js';
+import type { StreamMessage, WireError } from './wire.js';
 
 export type CancelKind = 'stream' | 'job';
+
+/** An operator's model command, for every worker. */
+export interface AdminCommand {
+  op: 'load' | 'unload' | 'reload';
+  model: string;
+  /** Where each worker answers. */
+  replyTo: string;
+}
+
+/** One worker's answer to an AdminCommand. */
+export type AdminReply = { worker: string; view: ModelView } | { worker: string; error: WireError };
 
 /**
  * Redis pub/sub for what is not an event topic: each generation's tokens on
  * a channel of its own (subscribed, and acknowledged, before its call is
- * queued, so no token is published to nobody), and cancels, which every
- * worker hears and acts on if the stream or job runs there.
+ * queued, so no token is published to nobody); cancels, which every worker
+ * hears and acts on if the stream or job runs there; and model commands
+ * (load, unload, reload) that every worker runs and answers.
  */
 export class Channels {
-  private readonly inboxes = new Map<string, StreamInbox>();
+  private readonly inboxes = new Map<string, Inbox<unknown>>();
   private cancelHandler: ((kind: CancelKind, id: string) => void) | null = null;
+  private adminHandler: ((command: AdminCommand) => void) | null = null;
 
   constructor(
     private readonly pub: Redis,
     private readonly sub: Redis,
     private readonly prefix: string,
   ) {
-    sub.on('message', (channel: string, message: string) => this.inboxes.get(channel)?.push(JSON.parse(message) as StreamMessage));
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === this.adminChannel) this.adminHandler?.(JSON.parse(message) as AdminCommand);
+      else this.inboxes.get(channel)?.push(JSON.parse(message));
+    });
     sub.on('pmessage', (_pattern: string, channel: string) => {
       const [kind, id] = channel.slice(this.cancelPrefix.length).split(':') as [CancelKind, string];
       this.cancelHandler?.(kind, id);
@@ -30,20 +47,57 @@ export class Channels {
     return `${this.prefix}:cancel:`;
   }
 
+  private get adminChannel(): string {
+    return `${this.prefix}:admin`;
+  }
+
   private streamChannel(streamId: string): string {
     return `${this.prefix}:stream:${streamId}`;
   }
 
-  /** API side: listens to a stream's channel; resolves once Redis has the subscription. */
-  async openStream(streamId: string): Promise<StreamInbox> {
-    const channel = this.streamChannel(streamId);
-    const inbox = new StreamInbox(() => {
+  private replyChannel(id: string): string {
+    return `${this.prefix}:admin-reply:${id}`;
+  }
+
+  /** Listens to a channel; resolves once Redis has the subscription. */
+  private async open<T>(channel: string): Promise<Inbox<T>> {
+    const inbox = new Inbox<T>(() => {
       this.inboxes.delete(channel);
       void this.sub.unsubscribe(channel).catch(() => undefined);
     });
-    this.inboxes.set(channel, inbox);
+    this.inboxes.set(channel, inbox as Inbox<unknown>);
     await this.sub.subscribe(channel);
     return inbox;
+  }
+
+  /** API side: listens to a stream's channel. */
+  openStream(streamId: string): Promise<StreamInbox> {
+    return this.open<StreamMessage>(this.streamChannel(streamId));
+  }
+
+  /**
+   * API side: sends a model command to every worker; resolves with the
+   * replies' inbox and how many workers heard it (as many replies will come).
+   */
+  async sendAdmin(command: Omit<AdminCommand, 'replyTo'>, replyTo: string): Promise<{ replies: Inbox<AdminReply>; heard: number }> {
+    const replies = await this.open<AdminReply>(this.replyChannel(replyTo));
+    try {
+      const heard = await this.pub.publish(this.adminChannel, JSON.stringify({ ...command, replyTo } satisfies AdminCommand));
+      return { replies, heard };
+    } catch (error) {
+      replies.close();
+      throw error;
+    }
+  }
+
+  /** Worker side: runs every model command it hears. */
+  async onAdmin(handler: (command: AdminCommand) => void): Promise<void> {
+    this.adminHandler = handler;
+    await this.sub.subscribe(this.adminChannel);
+  }
+
+  async replyAdmin(replyTo: string, reply: AdminReply): Promise<void> {
+    await this.pub.publish(this.replyChannel(replyTo), JSON.stringify(reply));
   }
 
   /** Worker side: one message of a stream. */
@@ -62,15 +116,15 @@ export class Channels {
   }
 }
 
-/** The messages of one stream, in order; ends when closed or failed. */
-export class StreamInbox {
-  private readonly queue: StreamMessage[] = [];
-  private waiting: ((m: StreamMessage | null) => void) | null = null;
+/** The messages of one channel, in order; ends when closed or failed. */
+export class Inbox<T> {
+  private readonly queue: T[] = [];
+  private waiting: ((m: T | null) => void) | null = null;
   private ended: InferqlError | 'closed' | null = null;
 
   constructor(private readonly onClose: () => void) {}
 
-  push(message: StreamMessage): void {
+  push(message: T): void {
     if (this.ended) return;
     if (this.waiting) {
       const w = this.waiting;
@@ -80,12 +134,12 @@ export class StreamInbox {
   }
 
   /** The next message; null once closed. Throws the error `fail` was given. */
-  async next(): Promise<StreamMessage | null> {
+  async next(): Promise<T | null> {
     const queued = this.queue.shift();
     if (queued) return queued;
     if (this.ended === 'closed') return null;
     if (this.ended) throw this.ended;
-    const message = await new Promise<StreamMessage | null>((resolve) => (this.waiting = resolve));
+    const message = await new Promise<T | null>((resolve) => (this.waiting = resolve));
     if (message === null && this.ended && this.ended !== 'closed') throw this.ended;
     return message;
   }
@@ -108,3 +162,5 @@ export class StreamInbox {
     w?.(null);
   }
 }
+
+export type StreamInbox = Inbox<StreamMessage>;

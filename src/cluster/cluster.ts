@@ -8,14 +8,16 @@ import type { JobRunner } from '../jobs/runner.js';
 import { RedisJobStore } from '../jobs/redis-store.js';
 import type { Change } from '../jobs/store.js';
 import type { Logger } from '../log.js';
+import { viewOf } from '../models/directory.js';
 import type { ModelRegistry } from '../models/registry.js';
 import { CallWorkers } from './call-workers.js';
-import { Channels } from './channels.js';
+import { type AdminCommand, type AdminReply, Channels } from './channels.js';
 import { QueuedJobRunner } from './job-queue.js';
 import { ClusterDirectory, WorkerPresence } from './presence.js';
 import { ClusterQueues } from './queues.js';
 import { connectRedis } from './redis.js';
 import { RemoteModelCalls } from './remote-calls.js';
+import { toWire } from './wire.js';
 
 type EventTarget = ReturnType<typeof createRedisEventTarget>;
 
@@ -59,7 +61,7 @@ export class Cluster {
     this.workerStore = new RedisJobStore(pub, { prefix: `${prefix}:` });
     this.queues = new ClusterQueues(commands, blocking, prefix);
     this.channels = new Channels(pub, sub, prefix);
-    this.directory = new ClusterDirectory(commands, prefix);
+    this.directory = new ClusterDirectory(commands, prefix, this.channels);
     this.calls = new RemoteModelCalls(this.queues, this.directory, this.channels);
   }
 
@@ -116,6 +118,19 @@ export class Cluster {
     await this.callWorkers.start();
     this.presence = new WorkerPresence(this.connections.commands, config.redisPrefix, local.registry);
     this.presence.start();
+    await this.channels.onAdmin((command) => void this.runAdmin(command, local.registry));
+  }
+
+  /** A model command from an API process: run it on this worker's registry and answer. */
+  private async runAdmin(command: AdminCommand, registry: ModelRegistry): Promise<void> {
+    const worker = this.presence!.id;
+    let reply: AdminReply;
+    try {
+      reply = { worker, view: viewOf(await registry[command.op](command.model), worker) };
+    } catch (error) {
+      reply = { worker, error: toWire(error) };
+    }
+    await this.channels.replyAdmin(command.replyTo, reply).catch((error) => this.log.warn('answering a model command failed', { error: String(error) }));
   }
 
   /** A model changed here: take (or stop taking) its calls and jobs, and say so. */

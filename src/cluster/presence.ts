@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { inferqlError } from '../errors.js';
 import { type ModelDirectory, type ModelView, PROCESS_ID, viewOf } from '../models/directory.js';
 import type { ModelRegistry, ModelStatus } from '../models/registry.js';
+import type { AdminCommand, Channels } from './channels.js';
+import { fromWire, type WireError } from './wire.js';
 
 /** What a worker says of itself, under a key that expires unless it keeps saying it. */
 export interface WorkerCard {
@@ -11,6 +14,8 @@ export interface WorkerCard {
 }
 
 const BEAT_MS = 2000;
+/** How long a model command waits for every worker (a load or reload warms the model up). */
+const ADMIN_TIMEOUT_MS = 120_000;
 
 const workerKey = (prefix: string, id: string) => `${prefix}:worker:${id}`;
 
@@ -69,6 +74,8 @@ export class ClusterDirectory implements ModelDirectory {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    /** How model commands reach the workers. */
+    private readonly channels: Channels | null = null,
     private readonly cacheMs = 250,
   ) {}
 
@@ -116,18 +123,46 @@ export class ClusterDirectory implements ModelDirectory {
   }
 
   load(name: string): Promise<ModelView> {
-    return this.perWorker(name);
+    return this.onEveryWorker('load', name);
   }
 
   unload(name: string): Promise<ModelView> {
-    return this.perWorker(name);
+    return this.onEveryWorker('unload', name);
   }
 
   reload(name: string): Promise<ModelView> {
-    return this.perWorker(name);
+    return this.onEveryWorker('reload', name);
   }
 
-  private async perWorker(name: string): Promise<ModelView> {
-    throw inferqlError('UNAVAILABLE', `In distributed mode each worker manages its own models: change "${name}" in the workers' MODELS_DIR and restart them one by one.`, { model: name });
+  /**
+   * Runs a model command on every live worker and waits for each answer: the
+   * merged view when all succeed; otherwise the first worker's error, naming
+   * the worker (the others have done it: a reload that fails somewhere leaves
+   * the old version serving there).
+   */
+  private async onEveryWorker(op: AdminCommand['op'], name: string): Promise<ModelView> {
+    if (!this.channels) throw inferqlError('UNAVAILABLE', 'This process cannot reach the workers.');
+    const { replies, heard } = await this.channels.sendAdmin({ op, model: name }, randomUUID());
+    const views: ModelView[] = [];
+    const errors: { worker: string; error: WireError }[] = [];
+    try {
+      const deadline = Date.now() + ADMIN_TIMEOUT_MS;
+      while (views.length + errors.length < heard) {
+        const reply = await Promise.race([replies.next(), new Promise<null>((r) => setTimeout(() => r(null), Math.max(0, deadline - Date.now())).unref())]);
+        if (reply === null) throw inferqlError('TIMEOUT', `${heard - views.length - errors.length} of ${heard} workers did not answer ${op} "${name}" within ${ADMIN_TIMEOUT_MS / 1000} s.`);
+        if ('view' in reply) views.push(reply.view);
+        else errors.push(reply);
+      }
+    } finally {
+      replies.close();
+    }
+    this.cache = null;
+    if (heard === 0) throw inferqlError('MODEL_NOT_FOUND', `No live worker to ${op} "${name}".`, { model: name });
+    const failed = errors[0];
+    if (failed) {
+      const { code, message, extensions } = failed.error;
+      throw fromWire({ code, message: `On worker ${failed.worker}: ${message}`, extensions: { ...extensions, worker: failed.worker } });
+    }
+    return mergeViews(views);
   }
 }

@@ -173,6 +173,44 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
     await client.dispose();
   });
 
+  it('reloadModel, unloadModel and loadModel through an API run on every worker; modelEvents on the other API shows each step', async () => {
+    const CLASSIFY = 'mutation { classify(model: "fortune-topic", inputs: [{ text: "A penny saved" }], topK: 1) { labels { label } } }';
+    const controller = new AbortController();
+    const seen: any[] = [];
+    const watching = (async () => {
+      try {
+        for await (const message of sse(apiB.url, 'subscription { modelEvents { model kind } }', {}, { signal: controller.signal })) seen.push(message.data!.modelEvents);
+      } catch {
+        // aborted below
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+
+    const reloaded = await gql(apiA.url, 'mutation { reloadModel(name: "fortune-topic") { name status workers } }');
+    expect(reloaded.errors).toBeUndefined();
+    expect(reloaded.data.reloadModel).toMatchObject({ name: 'fortune-topic', status: 'READY' });
+    expect(reloaded.data.reloadModel.workers).toHaveLength(2);
+
+    const unloaded = await gql(apiA.url, 'mutation { unloadModel(name: "fortune-topic") { status workers } }');
+    expect(unloaded.data.unloadModel).toEqual({ status: 'UNLOADED', workers: [] });
+    await until(() => gql(apiB.url, CLASSIFY), (res) => res.errors?.[0]?.extensions?.code === 'MODEL_NOT_READY', 10_000);
+
+    const loaded = await gql(apiB.url, 'mutation { loadModel(name: "fortune-topic") { status workers } }');
+    expect(loaded.data.loadModel.status).toBe('READY');
+    expect(loaded.data.loadModel.workers).toHaveLength(2);
+    await until(() => gql(apiA.url, CLASSIFY), (res) => res.errors === undefined, 10_000);
+
+    const missing = await gql(apiA.url, 'mutation { loadModel(name: "nope") { status } }');
+    expect(missing.errors?.[0]?.extensions).toMatchObject({ code: 'MODEL_NOT_FOUND', model: 'nope' });
+    expect(missing.errors?.[0]?.message).toMatch(/^On worker /);
+
+    await until(async () => seen.filter((e) => e.model === 'fortune-topic' && e.kind === 'READY').length, (n) => n >= 2, 10_000);
+    controller.abort();
+    await watching;
+    const kinds = (kind: string) => seen.filter((e) => e.model === 'fortune-topic' && e.kind === kind).length;
+    expect([kinds('RELOADING'), kinds('SWITCHED'), kinds('DRAINED'), kinds('UNLOADED'), kinds('LOADING')]).toEqual([2, 2, 2, 2, 2]);
+  });
+
   it('a rolling restart: SIGTERM to the worker running a job gives the job back, the other worker finishes it, a new worker joins', async () => {
     const submitted = await gql(apiB.url, SUBMIT, { input: { generate: { model: 'fortune-lm', prompt: 'Rolling:', params: LONG } } });
     const id = submitted.data.submitJob.id;
