@@ -274,6 +274,39 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
     await until(async () => (await gql(apiA.url, '{ models { workers } }')).data.models[0].workers.length, (n) => n === 1, 15_000);
   });
 
+  it('a stream whose worker dies ends with UNAVAILABLE (a caller is waiting: no silent re-run)', async () => {
+    workers.push(await startProcess({ ...env(), ROLE: 'worker' }));
+    await until(async () => (await gql(apiA.url, '{ models { workers } }')).data.models[0].workers.length, (n) => n === workers.length, 15_000);
+    const client = createClient({ url: apiA.url.replace('http', 'ws'), webSocketImpl: WebSocket, retryAttempts: 0 });
+    let received = 0;
+    let started!: () => void;
+    const fifth = new Promise<void>((r) => (started = r));
+    const ended = new Promise<unknown[]>((resolve) => {
+      const errors: unknown[] = [];
+      client.subscribe(
+        { query: STREAM, variables: { prompt: 'Cut off:', params: LONG } },
+        {
+          next: (value) => {
+            if (value.errors) errors.push(...value.errors);
+            if (++received === 5) started();
+          },
+          // graphql-ws hands an error message's errors over as an array.
+          error: (error) => resolve([...errors, ...(Array.isArray(error) ? error : [error])]),
+          complete: () => resolve(errors),
+        },
+      );
+    });
+    await fifth;
+    const running = await Promise.all(workers.map((w) => metric(w, 'vllm:num_requests_running')));
+    const victim = workers[running.indexOf(1)]!;
+    await victim.kill();
+    workers = workers.filter((w) => w !== victim);
+    const errors = (await ended) as { message: string; extensions?: { code?: string } }[];
+    expect(errors.map((e) => e.extensions?.code), JSON.stringify(errors)).toEqual(['UNAVAILABLE']);
+    expect(received).toBeLessThan(LONG.maxTokens);
+    await client.dispose();
+  });
+
   it('Redis stopped: readiness goes false and requests get UNAVAILABLE; restarted: service resumes with no restart of inferql', async () => {
     await redis.stop();
     await until(() => ready(apiA), (status) => status === 503, 10_000);
