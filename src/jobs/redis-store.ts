@@ -11,6 +11,7 @@ import {
   type DispatchedJobStore,
   encodeCursor,
   type Finish,
+  interruptedError,
   type JobPage,
   type ListQuery,
   type NewJob,
@@ -118,7 +119,6 @@ function finishRun(draft: Draft, finish: Finish, now: number): Draft {
 }
 
 /** The error of a job whose workers died `attempts` times (the same words as SqliteJobStore.recover). */
-const interrupted = (attempts: number): JobError => ({ code: 'INTERRUPTED', message: `The job was interrupted ${attempts} time${attempts === 1 ? '' : 's'}, the most allowed.` });
 
 /** An event as stored: every field present, so it reads back as SqliteJobStore's do. */
 function eventJson(event: JobEvent): string {
@@ -329,7 +329,7 @@ export class RedisJobStore implements DispatchedJobStore {
         if (job.status === 'QUEUED') return startRun(from(job), now);
         if (job.status !== 'RUNNING') return null;
         // Its worker died: run it again, shown as a retry, unless it has had its runs.
-        if (job.attempts >= maxAttempts) return finishRun(from(job), { status: 'FAILED', error: interrupted(job.attempts) }, now);
+        if (job.attempts >= maxAttempts) return finishRun(from(job), { status: 'FAILED', error: interruptedError(job.attempts) }, now);
         return startRun(requeue(from(job), false), now);
       },
       true,

@@ -11,6 +11,7 @@ import {
   decodeCursor,
   encodeCursor,
   type Finish,
+  interruptedError,
   type JobPage,
   type QueueingJobStore,
   type ListQuery,
@@ -338,7 +339,7 @@ export class SqliteJobStore implements QueueingJobStore {
         if (attempts < maxAttempts) {
           outcome.requeued.push(this.requeueNow(id, true, now)!);
         } else {
-          const error = { code: 'INTERRUPTED', message: `The job was interrupted ${attempts} time${attempts === 1 ? '' : 's'}, the most allowed.` };
+          const error = interruptedError(attempts);
           const row = this.statements.finish.get('FAILED', now, null, json(error), null, id)!;
           outcome.failed.push(this.changed(row, this.append(id, [statusEvent('FAILED', { error })], now)));
         }

@@ -117,6 +117,11 @@ export interface DispatchedJobStore extends JobStore {
   begin(id: string, now: number, maxAttempts: number): Promise<BeginOutcome>;
 }
 
+/** Why a job cut off by crashes `attempts` times, the most allowed, failed. */
+export function interruptedError(attempts: number): JobError {
+  return { code: 'INTERRUPTED', message: `The job was interrupted ${attempts} time${attempts === 1 ? '' : 's'}, the most allowed.` };
+}
+
 /** The pagination order: newest first by creation time, then by id. */
 export interface CursorKey {
   createdAt: number;
