@@ -87,9 +87,12 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   });
   metrics.sources.queues = () => inference.queues();
   metrics.sources.sequences = () => generation.allStats();
-  const stats = new StatsService({ registry, inference, generation, metrics }, { intervalMs: config.statsIntervalMs });
+  const stats = new StatsService(
+    { registry, inference, generation, metrics, ...(cluster && config.role !== 'worker' ? { cluster: () => cluster.directory.stats() } : {}) },
+    { intervalMs: config.statsIntervalMs },
+  );
   const local = new LocalModelCalls(inference, generation);
-  const localParts = { registry, inference, generation, calls: local };
+  const localParts = { registry, inference, generation, calls: local, stats: () => stats.localModels() };
   const store = cluster ? cluster.store : new SqliteJobStore(config.dataDir);
   const jobs = new JobService({
     store,

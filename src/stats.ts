@@ -47,6 +47,8 @@ export interface StatsSources {
   inference: Pick<InferenceService, 'queues'>;
   generation: Pick<GenerationService, 'allStats'>;
   metrics: Metrics;
+  /** Distributed mode: every live worker's latest figures, merged; they replace this process's own in samples. */
+  cluster?: () => Promise<ModelStats[]>;
 }
 
 export interface StatsOptions {
@@ -91,6 +93,8 @@ export class StatsService {
   private readonly startedAt = Date.now();
   private previous: Counters | null = null;
   private latestSample: StatsSample | null = null;
+  /** This process's own models in the latest sample (what a worker tells the others). */
+  private local: ModelStats[] = [];
   private readonly points: ThroughputPoint[] = [];
   /** Each watcher's delivery, and how to end it. */
   private readonly watchers = new Map<(s: StatsSample) => void, () => void>();
@@ -116,6 +120,11 @@ export class StatsService {
     // model loaded must not say LOADING after /ready says it is ready.
     const { registry } = this.sources;
     return { ...sample, models: sample.models.map((m) => ({ ...m, status: registry.get(m.name)?.status ?? m.status })) };
+  }
+
+  /** This process's own per-model figures from the latest sample. */
+  localModels(): ModelStats[] {
+    return this.local;
   }
 
   /** Throughput of the last `limit` intervals, oldest first. */
@@ -225,7 +234,7 @@ export class StatsService {
     const queued = new Map(inference.queues().map((q) => [q.name, q.queued]));
     const sequences = generation.allStats();
 
-    const models = registry.list().map((entry): ModelStats => {
+    const local = registry.list().map((entry): ModelStats => {
       const name = entry.name;
       const seq = sequences[name];
       const task = entry.manifest?.task ?? null;
@@ -261,6 +270,8 @@ export class StatsService {
       };
     });
 
+    this.local = local;
+    const models = this.sources.cluster ? await this.sources.cluster().catch(() => []) : local;
     const sample: StatsSample = {
       at: new Date(),
       intervalMs: this.intervalMs,
@@ -273,4 +284,30 @@ export class StatsService {
     this.latestSample = sample;
     return sample;
   }
+}
+
+/** Several processes' figures for the same models, as one: sums, the best status, batch size weighted by batches. */
+export function mergeModelStats(all: readonly ModelStats[]): ModelStats[] {
+  const rank: Record<ModelStatus, number> = { READY: 3, LOADING: 2, FAILED: 1, UNLOADED: 0 };
+  const byName = new Map<string, ModelStats & { batched: number }>();
+  for (const m of all) {
+    const seen = byName.get(m.name);
+    const batched = (m.batchSize ?? 0) * m.batches;
+    if (!seen) {
+      byName.set(m.name, { ...m, batched });
+      continue;
+    }
+    if (rank[m.status] > rank[seen.status]) seen.status = m.status;
+    seen.task ??= m.task;
+    seen.queueDepth += m.queueDepth;
+    seen.running += m.running;
+    seen.batches += m.batches;
+    seen.batched += batched;
+    seen.requestsPerSecond += m.requestsPerSecond;
+    seen.tokensPerSecond += m.tokensPerSecond;
+    seen.tokensTotal += m.tokensTotal;
+  }
+  return [...byName.values()]
+    .map(({ batched, ...m }) => ({ ...m, batchSize: m.batches > 0 ? batched / m.batches : null }))
+    .sort((a, b) => a.name.localeCompare(b.name));
 }

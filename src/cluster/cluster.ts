@@ -10,6 +10,7 @@ import type { Change } from '../jobs/store.js';
 import type { Logger } from '../log.js';
 import { viewOf } from '../models/directory.js';
 import type { ModelRegistry } from '../models/registry.js';
+import type { ModelStats } from '../stats.js';
 import { CallWorkers } from './call-workers.js';
 import { type AdminCommand, type AdminReply, Channels } from './channels.js';
 import { QueuedJobRunner } from './job-queue.js';
@@ -27,6 +28,8 @@ export interface LocalParts {
   inference: InferenceService;
   generation: GenerationService;
   calls: ModelCalls;
+  /** This process's own per-model figures, for its heartbeat. */
+  stats: () => ModelStats[];
 }
 
 /**
@@ -116,7 +119,7 @@ export class Cluster {
       log,
     });
     await this.callWorkers.start();
-    this.presence = new WorkerPresence(this.connections.commands, config.redisPrefix, local.registry);
+    this.presence = new WorkerPresence(this.connections.commands, config.redisPrefix, local.registry, local.stats);
     this.presence.start();
     await this.channels.onAdmin((command) => void this.runAdmin(command, local.registry));
   }

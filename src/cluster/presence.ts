@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { inferqlError } from '../errors.js';
 import { type ModelDirectory, type ModelView, PROCESS_ID, viewOf } from '../models/directory.js';
 import type { ModelRegistry, ModelStatus } from '../models/registry.js';
+import { mergeModelStats, type ModelStats } from '../stats.js';
 import type { AdminCommand, Channels } from './channels.js';
 import { fromWire, type WireError } from './wire.js';
 
@@ -11,6 +12,8 @@ export interface WorkerCard {
   id: string;
   startedAt: number;
   models: ModelView[];
+  /** Its latest load figures per model (the API's serverStats adds them up). */
+  stats: ModelStats[];
 }
 
 const BEAT_MS = 2000;
@@ -32,6 +35,7 @@ export class WorkerPresence {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly registry: ModelRegistry,
+    private readonly stats: () => ModelStats[],
     readonly id = PROCESS_ID,
   ) {}
 
@@ -43,7 +47,7 @@ export class WorkerPresence {
 
   /** Says now what this worker serves (on every model event). */
   async beat(): Promise<void> {
-    const card: WorkerCard = { id: this.id, startedAt: this.startedAt, models: this.registry.list().map((e) => viewOf(e, this.id)) };
+    const card: WorkerCard = { id: this.id, startedAt: this.startedAt, models: this.registry.list().map((e) => viewOf(e, this.id)), stats: this.stats() };
     await this.redis.set(workerKey(this.prefix, this.id), JSON.stringify(card), 'PX', BEAT_MS * 3).catch(() => undefined);
   }
 
@@ -69,7 +73,7 @@ export function mergeViews(views: readonly ModelView[]): ModelView {
  * reads Redis once).
  */
 export class ClusterDirectory implements ModelDirectory {
-  private cache: { at: number; views: Promise<ModelView[]> } | null = null;
+  private cache: { at: number; cards: Promise<WorkerCard[]> } | null = null;
 
   constructor(
     private readonly redis: Redis,
@@ -93,18 +97,28 @@ export class ClusterDirectory implements ModelDirectory {
   }
 
   list(): Promise<ModelView[]> {
+    return this.read();
+  }
+
+  /** Every live worker's latest figures, merged per model (for serverStats). */
+  async stats(): Promise<ModelStats[]> {
+    return mergeModelStats((await this.cards()).flatMap((c) => c.stats ?? []));
+  }
+
+  /** The live workers' cards, read at most once per `cacheMs`. */
+  private cards(): Promise<WorkerCard[]> {
     const now = Date.now();
     if (!this.cache || now - this.cache.at > this.cacheMs) {
-      const views = this.read();
-      this.cache = { at: now, views };
-      views.catch(() => (this.cache = null));
+      const cards = this.workers();
+      this.cache = { at: now, cards };
+      cards.catch(() => (this.cache = null));
     }
-    return this.cache.views;
+    return this.cache.cards;
   }
 
   private async read(): Promise<ModelView[]> {
     const byModel = new Map<string, ModelView[]>();
-    for (const card of await this.workers()) {
+    for (const card of await this.cards()) {
       for (const view of card.models) byModel.set(view.name, [...(byModel.get(view.name) ?? []), view]);
     }
     return [...byModel.values()].map(mergeViews).sort((a, b) => a.name.localeCompare(b.name));

@@ -108,6 +108,16 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
     // The mutation through B gives the same.
     const viaB = await gql(apiB.url, GENERATE, { prompt: 'The meaning of life is', params: GREEDY });
     expect(viaB.data.generate.tokenIds).toEqual(alone.data.generate.tokenIds);
+    // serverStats on an API process adds up what the workers report in their heartbeats.
+    const stats = await until(
+      async () => (await gql(apiA.url, '{ serverStats { models { name status tokensTotal } } }')).data.serverStats.models,
+      (models: any[]) => models.find((m) => m.name === 'fortune-lm')?.tokensTotal >= 2 * GREEDY.maxTokens,
+      10_000,
+    );
+    expect(stats.map((m: any) => [m.name, m.status])).toEqual([
+      ['fortune-lm', 'READY'],
+      ['fortune-topic', 'READY'],
+    ]);
   });
 
   it('bad input gets the same error code through an API as in one process', async () => {
