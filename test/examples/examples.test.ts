@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HAVE_CHROMIUM, launchChromium, nonLocal, recordRequests } from '../browser/chromium.js';
-import { modelsDir, ROOT, startServer, type TestServer } from '../helpers/server.js';
+import { modelsDir, ROOT, startServer, type TestServer, withoutEos } from '../helpers/server.js';
 
 /** Runs a Node example as a user would (`node examples/…`), collecting its output. */
 function runExample(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -24,7 +24,8 @@ describe('examples against a real server', () => {
   let browser: Browser | undefined;
 
   beforeAll(async () => {
-    server = await startServer({ modelsDir: modelsDir({ 'fortune-lm': {} }) });
+    // fortune-lm without EOS: the browser example samples, and a stream cut short by EOS would prove little.
+    server = await startServer({ modelsDir: withoutEos(modelsDir({ 'fortune-lm': {} })) });
   });
   afterAll(async () => {
     await browser?.close();
