@@ -102,7 +102,7 @@ export const OPTIONS = [
   option({ key: 'maxBatchTokens', flag: 'max-batch-tokens', env: 'MAX_BATCH_TOKENS', kind: 'int', default: 4096, min: 1, max: 1_000_000, help: 'Prompt tokens one prefill step may take.' }),
   option({ key: 'jobRetentionDays', flag: 'job-retention-days', env: 'JOB_RETENTION_DAYS', kind: 'int', default: 7, min: 0, max: 36_500, help: 'Days a finished job is kept.' }),
   option({ key: 'jobMaxAttempts', flag: 'job-max-attempts', env: 'JOB_MAX_ATTEMPTS', kind: 'int', default: 3, min: 1, max: 100, help: 'Runs of an interrupted job before it fails with INTERRUPTED.' }),
-  option({ key: 'jobConcurrency', flag: 'job-concurrency', env: 'JOB_CONCURRENCY', kind: 'int', default: 32, min: 1, max: 10_000, help: 'Jobs one worker runs at once (they share batches with live traffic).' }),
+  option({ key: 'jobConcurrency', flag: 'job-concurrency', env: 'JOB_CONCURRENCY', kind: 'int', default: 32, min: 1, max: 10_000, help: 'Jobs one process runs at once (per model in distributed mode); they share batches with live traffic.' }),
   option({ key: 'shutdownGraceMs', flag: 'shutdown-grace-ms', env: 'SHUTDOWN_GRACE_MS', kind: 'int', default: 10_000, min: 0, max: 600_000, help: 'Time in-flight work gets to finish on SIGTERM.' }),
   option({ key: 'introspection', flag: 'introspection', env: 'INTROSPECTION', kind: 'bool', default: true, help: 'Allow schema introspection (off also hides field suggestions).' }),
   option({ key: 'maxDepth', flag: 'max-depth', env: 'MAX_DEPTH', kind: 'int', default: 12, min: 1, max: 1000, help: 'Deepest selection a document may have.' }),

@@ -25,7 +25,7 @@ export type AdminReply = { worker: string; view: ModelView } | { worker: string;
  */
 export class Channels {
   private readonly inboxes = new Map<string, Inbox<unknown>>();
-  private cancelHandler: ((kind: CancelKind, id: string) => void) | null = null;
+  private readonly cancelHandlers: ((kind: CancelKind, id: string) => void)[] = [];
   private adminHandler: ((command: AdminCommand) => void) | null = null;
 
   constructor(
@@ -33,13 +33,19 @@ export class Channels {
     private readonly sub: Redis,
     private readonly prefix: string,
   ) {
+    // Anyone who can reach Redis can publish: a message that is not ours is dropped, never thrown
+    // (a throw here would be inside ioredis's socket handler, and take the process down).
     sub.on('message', (channel: string, message: string) => {
-      if (channel === this.adminChannel) this.adminHandler?.(JSON.parse(message) as AdminCommand);
-      else this.inboxes.get(channel)?.push(JSON.parse(message));
+      const value = parse(message);
+      if (value === undefined) return;
+      if (channel === this.adminChannel) {
+        if (isAdminCommand(value)) this.adminHandler?.(value);
+      } else this.inboxes.get(channel)?.push(value);
     });
     sub.on('pmessage', (_pattern: string, channel: string) => {
-      const [kind, id] = channel.slice(this.cancelPrefix.length).split(':') as [CancelKind, string];
-      this.cancelHandler?.(kind, id);
+      const [kind, id] = channel.slice(this.cancelPrefix.length).split(':');
+      if ((kind !== 'stream' && kind !== 'job') || !id) return;
+      for (const handler of this.cancelHandlers) handler(kind, id);
     });
   }
 
@@ -109,10 +115,10 @@ export class Channels {
     await this.pub.publish(`${this.cancelPrefix}${kind}:${id}`, '');
   }
 
-  /** Worker side: hears every cancel. */
+  /** Worker side: hears every cancel (each handler acts on the kind it runs). */
   async onCancel(handler: (kind: CancelKind, id: string) => void): Promise<void> {
-    this.cancelHandler = handler;
-    await this.sub.psubscribe(`${this.cancelPrefix}*`);
+    this.cancelHandlers.push(handler);
+    if (this.cancelHandlers.length === 1) await this.sub.psubscribe(`${this.cancelPrefix}*`);
   }
 }
 
@@ -164,3 +170,16 @@ export class Inbox<T> {
 }
 
 export type StreamInbox = Inbox<StreamMessage>;
+
+function parse(message: string): unknown {
+  try {
+    return JSON.parse(message) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAdminCommand(value: unknown): value is AdminCommand {
+  const v = value as Partial<AdminCommand> | null;
+  return typeof v === 'object' && v !== null && ['load', 'unload', 'reload'].includes(v.op as string) && typeof v.model === 'string' && typeof v.replyTo === 'string';
+}

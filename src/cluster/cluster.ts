@@ -65,7 +65,7 @@ export class Cluster {
     this.queues = new ClusterQueues(commands, blocking, prefix);
     this.channels = new Channels(pub, sub, prefix);
     this.directory = new ClusterDirectory(commands, prefix, this.channels);
-    this.calls = new RemoteModelCalls(this.queues, this.directory, this.channels);
+    this.calls = new RemoteModelCalls(this.queues, this.directory, this.channels, config);
   }
 
   /** Connects to Redis; an unreachable Redis is a StartupError. */

@@ -1,4 +1,4 @@
-import { type Job as BullJob, Worker } from 'bullmq';
+import { type Job as BullJob, DelayedError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { GenerationService } from '../generation/service.js';
@@ -105,7 +105,7 @@ export class QueuedJobRunner implements JobRunner {
 
   private bullWorker(model: string): Worker {
     const { worker, config, log } = this.options;
-    const bull = new Worker(ClusterQueues.jobsName(model), (job: BullJob<QueuedJob>) => this.run(job.data.id), {
+    const bull = new Worker(ClusterQueues.jobsName(model), (job: BullJob<QueuedJob>, token?: string) => this.run(job, token), {
       connection: worker!.connection,
       prefix: this.options.queues.prefix,
       concurrency: config.jobConcurrency,
@@ -118,17 +118,23 @@ export class QueuedJobRunner implements JobRunner {
     return bull;
   }
 
-  /** One job handed over by BullMQ: start it in the store, run it, and queue it again if it was given back. */
-  private async run(id: string): Promise<void> {
-    const { store, publish, config, queues } = this.options;
+  /**
+   * One job handed over by BullMQ: start it in the store and run it. A run
+   * given back (a shutdown, a full model queue) puts the same BullMQ entry
+   * back, delayed, on this worker's own connection (which waits out a Redis
+   * blip rather than failing), so the job is offered again.
+   */
+  private async run(bullJob: BullJob<QueuedJob>, token: string | undefined): Promise<void> {
+    const { store, publish, config } = this.options;
+    const id = bullJob.data.id;
     const outcome = await store.begin(id, Date.now(), config.jobMaxAttempts);
     if (outcome.kind === 'skip') return;
     publish(outcome.change);
     if (outcome.kind !== 'run') return;
     await this.jobWorker!.run(outcome.change.job);
-    const after = await store.get(id);
-    if (after?.status === 'QUEUED') {
-      await queues.jobs(after.model).add('job', { id } satisfies QueuedJob, { jobId: `${id}-${after.version}`, delay: REQUEUE_DELAY_MS, removeOnComplete: KEEP, removeOnFail: KEEP });
+    if ((await store.get(id))?.status === 'QUEUED') {
+      await bullJob.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+      throw new DelayedError();
     }
   }
 }

@@ -42,7 +42,15 @@ export class ClusterQueues {
     if (!events) {
       const queueEvents = new QueueEvents(name, { connection: this.blocking, prefix: this.prefix });
       queueEvents.on('error', () => undefined);
-      events = queueEvents.waitUntilReady().then(() => queueEvents);
+      events = queueEvents.waitUntilReady().then(
+        () => queueEvents,
+        (error: unknown) => {
+          // Not cached: the next call tries again (Redis may be back by then).
+          this.events.delete(name);
+          void queueEvents.close().catch(() => undefined);
+          throw error;
+        },
+      );
       this.events.set(name, events);
     }
     return events;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Job as BullJob } from 'bullmq';
 import type { ModelCalls } from '../calls/model-calls.js';
-import { inferqlError, isInferqlError } from '../errors.js';
+import { inferqlError, type InferqlError, isInferqlError } from '../errors.js';
 import type { GenerateOptions, GenerationParams, GenerationResult, TokenEvent } from '../generation/types.js';
 import type { Classification, ClassifyInput, InferResult, RequestOptions } from '../inference/service.js';
 import { readResult } from '../jobs/results.js';
@@ -16,43 +16,56 @@ import { type CallRequest, decodeError, fromWire } from './wire.js';
 const KEEP_FINISHED = { age: 60 };
 /** How often a waiting caller also looks at its call's state itself. */
 const POLL_MS = 1000;
+/** After its call completed, how long a stream waits for messages still on their way before it calls them lost. */
+const STREAM_GRACE_MS = 2000;
+/** States in which no worker has taken a call yet. */
+const NOT_STARTED = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
+
+export interface RemoteCallOptions {
+  /** Queue deadline of a call that names none (DEADLINE_MS), as in one process. */
+  defaultDeadlineMs: number;
+}
 
 /**
  * The API side of distributed mode: every model call becomes a BullMQ job on
  * the model's calls queue, and its answer comes back through BullMQ's queue
  * events (a stream's tokens through its own Redis channel). Bad input is
- * refused by the worker with the same error the local call gives.
+ * refused by the worker with the same error the local call gives. A call no
+ * worker takes before its deadline is withdrawn with TIMEOUT, as a request
+ * that waits too long in a local queue is.
  */
 export class RemoteModelCalls implements ModelCalls {
   constructor(
     private readonly queues: ClusterQueues,
     private readonly directory: ClusterDirectory,
     private readonly channels: Channels,
+    private readonly options: RemoteCallOptions,
   ) {}
 
   async infer(model: string, inputs: readonly TensorPayload[], options: RequestOptions = {}): Promise<InferResult> {
-    const stored = await this.call<StoredResult>({ op: 'infer', model, inputs: [...inputs], ...scheduling(options) });
+    const stored = await this.call<StoredResult>({ op: 'infer', model, inputs: [...inputs], ...this.scheduling(options) });
     return readResult(stored) as InferResult;
   }
 
   classify(model: string, inputs: readonly ClassifyInput[], topK: number | null | undefined, options: RequestOptions = {}): Promise<Classification[]> {
-    return this.call<Classification[]>({ op: 'classify', model, inputs: [...inputs], topK: topK ?? null, ...scheduling(options) });
+    return this.call<Classification[]>({ op: 'classify', model, inputs: [...inputs], topK: topK ?? null, ...this.scheduling(options) });
   }
 
   generate(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<GenerationResult> {
-    return this.call<GenerationResult>({ op: 'generate', model, prompt, params: params ?? null, ...scheduling(options) });
+    return this.call<GenerationResult>({ op: 'generate', model, prompt, params: params ?? null, ...this.scheduling(options) });
   }
 
   async check(input: JobInput): Promise<void> {
-    await this.call<null>({ op: 'check', model: input.model, input });
+    await this.call<null>({ op: 'check', model: input.model, input, deadlineAt: Date.now() + this.options.defaultDeadlineMs });
   }
 
   /**
    * Subscribes to a fresh channel, queues the stream, and waits for its first
    * message: an error (bad input, a full queue) is thrown here, as the local
-   * open throws it. Leaving early publishes a cancel; the worker drops the
-   * sequence before its next step. If the worker dies, the stream ends with
-   * UNAVAILABLE once BullMQ finds the call stalled.
+   * open throws it. Leaving early publishes a cancel (and withdraws the call
+   * if no worker has it yet); the worker drops the sequence before its next
+   * step. If the worker dies, or tokens are lost on the way, the stream ends
+   * with UNAVAILABLE.
    */
   async open(model: string, prompt: string, params: GenerationParams | null | undefined, options: GenerateOptions = {}): Promise<AsyncIterableIterator<TokenEvent>> {
     if (options.signal?.aborted) throw inferqlError('CANCELLED');
@@ -61,18 +74,37 @@ export class RemoteModelCalls implements ModelCalls {
     const inbox = await this.channels.openStream(streamId);
     let job: BullJob;
     try {
-      job = await this.add({ op: 'stream', model, prompt, params: params ?? null, streamId, ...scheduling(options) });
+      job = await this.add({ op: 'stream', model, prompt, params: params ?? null, streamId, ...this.scheduling(options) });
     } catch (error) {
       inbox.close();
       throw error;
     }
-    void this.settled(model, job).then((error) => error && inbox.fail(error));
     const cancel = () => {
       inbox.close();
       void this.channels.cancel('stream', streamId).catch(() => undefined);
+      void job.remove().catch(() => undefined);
     };
+    void this.outcome(job).then(
+      // Completed: whatever is still on its way arrives within the grace, or is lost.
+      () => setTimeout(() => inbox.fail(inferqlError('UNAVAILABLE', 'The end of the stream was lost on the way from its worker; retry.')), STREAM_GRACE_MS).unref(),
+      (error) => {
+        inbox.fail(toCallError(error));
+        void this.channels.cancel('stream', streamId).catch(() => undefined);
+      },
+    );
     options.signal?.addEventListener('abort', cancel, { once: true });
-    const first = await readEvent(inbox);
+    let expected = 0;
+    /** The next token; a gap in the indexes means tokens were lost on the way. */
+    const read = async (): Promise<TokenEvent | null> => {
+      const event = await readEvent(inbox);
+      if (event && event.index !== expected && event.tokenId !== null) {
+        cancel();
+        throw inferqlError('UNAVAILABLE', `Tokens ${expected} to ${event.index - 1} were lost on the way from the worker; retry.`);
+      }
+      if (event) expected = event.index + 1;
+      return event;
+    };
+    const first = await read();
     if (first === null) throw inferqlError('CANCELLED');
     let pending: TokenEvent | null = first;
     let done = first.finishReason !== null;
@@ -85,7 +117,7 @@ export class RemoteModelCalls implements ModelCalls {
           return { value, done: false };
         }
         if (done) return { value: undefined, done: true };
-        const event = await readEvent(inbox);
+        const event = await read();
         if (event === null) {
           done = true;
           return { value: undefined, done: true };
@@ -106,14 +138,22 @@ export class RemoteModelCalls implements ModelCalls {
     return iterator;
   }
 
+  /** Every call carries the wall-clock time by which a worker must have started it. */
+  private scheduling(options: RequestOptions): { priority?: number; deadlineAt: number } {
+    return {
+      ...(options.priority !== undefined ? { priority: options.priority } : {}),
+      deadlineAt: Date.now() + (options.deadlineMs ?? this.options.defaultDeadlineMs),
+    };
+  }
+
   /** Queues a call and waits for its answer (or its error, with the worker's code). */
   private async call<T>(request: CallRequest): Promise<T> {
     await this.directory.requireReady(request.model);
     const job = await this.add(request);
     try {
-      return (await this.outcome(request.model, job)) as T;
+      return (await this.outcome(job)) as T;
     } catch (error) {
-      throw isInferqlError(error) ? error : decodeError((error as Error).message);
+      throw toCallError(error);
     }
   }
 
@@ -123,7 +163,7 @@ export class RemoteModelCalls implements ModelCalls {
       await this.queues.callEvents(request.model);
       return await this.queues.calls(request.model).add(request.op, request, { removeOnComplete: KEEP_FINISHED, removeOnFail: KEEP_FINISHED });
     } catch (error) {
-      throw unavailable(error);
+      throw inferqlError('UNAVAILABLE', `The job queue is unreachable (${(error as Error).message}); retry.`);
     }
   }
 
@@ -131,23 +171,31 @@ export class RemoteModelCalls implements ModelCalls {
    * The call's return value, or a rejection with its failed reason. Queue
    * events bring it at once; a poll of the job's state every second is the
    * safety net for an event that went by unheard (a QueueEvents reader that
-   * had not issued its first read yet, a Redis restart).
+   * had not issued its first read yet, a Redis restart), and withdraws a call
+   * no worker has taken by its deadline.
    */
-  private async outcome(model: string, job: BullJob): Promise<unknown> {
+  private async outcome(job: BullJob<CallRequest>): Promise<unknown> {
+    const model = job.data.model;
+    const events = await this.queues.callEvents(model);
+    const id = job.id!;
+    let stop = () => {};
+    const byEvent = new Promise<unknown>((resolve, reject) => {
+      const completed = ({ returnvalue }: { returnvalue: unknown }) => resolve(returnvalue);
+      const failed = ({ failedReason }: { failedReason: string }) => reject(new Error(failedReason));
+      events.on(`completed:${id}` as 'completed', completed as never);
+      events.on(`failed:${id}` as 'failed', failed as never);
+      stop = () => {
+        events.off(`completed:${id}` as 'completed', completed as never);
+        events.off(`failed:${id}` as 'failed', failed as never);
+      };
+    });
     let settled = false;
-    const byEvent = (async () => job.waitUntilFinished(await this.queues.callEvents(model)))();
-    const byPoll = (async () => {
+    const byPoll = (async (): Promise<unknown> => {
       while (!settled) {
         await new Promise((r) => setTimeout(r, POLL_MS));
         if (settled) break;
-        const fresh = await this.queues
-          .calls(model)
-          .getJob(job.id!)
-          .catch(() => undefined);
-        if (fresh === undefined) continue;
-        const state = await fresh.getState().catch(() => 'unknown');
-        if (state === 'completed') return fresh.returnvalue;
-        if (state === 'failed') throw new Error(fresh.failedReason);
+        const answer = await this.look(job).catch(() => undefined);
+        if (answer) return answer.value;
       }
       return new Promise<never>(() => undefined);
     })();
@@ -155,27 +203,29 @@ export class RemoteModelCalls implements ModelCalls {
       return await Promise.race([byEvent, byPoll]);
     } finally {
       settled = true;
-      byEvent.catch(() => undefined);
-      byPoll.catch(() => undefined);
+      stop();
     }
   }
 
-  /** Resolves with the error that ended a call, or null when it completed. */
-  private async settled(model: string, job: BullJob): Promise<ReturnType<typeof decodeError> | null> {
-    try {
-      await this.outcome(model, job);
-      return null;
-    } catch (error) {
-      return decodeError((error as Error).message);
+  /** The call's state read from Redis: its answer if it has one; throws if it failed, vanished or missed its deadline. */
+  private async look(job: BullJob<CallRequest>): Promise<{ value: unknown } | null> {
+    const fresh = await this.queues.calls(job.data.model).getJob(job.id!);
+    if (!fresh) throw new Error('the call vanished from its queue (Redis lost its data)');
+    const state = await fresh.getState();
+    if (state === 'completed') return { value: fresh.returnvalue };
+    if (state === 'failed') throw new Error(fresh.failedReason);
+    const { deadlineAt } = job.data;
+    if (NOT_STARTED.has(state) && deadlineAt !== undefined && Date.now() > deadlineAt) {
+      // Withdrawn unless a worker took it in the meantime (then it runs and answers).
+      if (await fresh.remove().then(() => true, () => false)) throw inferqlError('TIMEOUT', 'No worker started the call before its deadline.');
     }
+    return null;
   }
 }
 
-function scheduling(options: RequestOptions): { priority?: number; deadlineAt?: number } {
-  return {
-    ...(options.priority !== undefined ? { priority: options.priority } : {}),
-    ...(options.deadlineMs !== undefined ? { deadlineAt: Date.now() + options.deadlineMs } : {}),
-  };
+/** A failed call's error as the caller sees it: the worker's own, or UNAVAILABLE. */
+function toCallError(error: unknown): InferqlError {
+  return isInferqlError(error) ? error : decodeError((error as Error).message);
 }
 
 /** The next token of a stream; a stream's error message is thrown with its code. */
@@ -187,8 +237,4 @@ async function readEvent(inbox: StreamInbox): Promise<TokenEvent | null> {
     throw fromWire(message.error);
   }
   return message.event;
-}
-
-function unavailable(error: unknown) {
-  return inferqlError('UNAVAILABLE', `The job queue is unreachable (${(error as Error).message}); retry.`);
 }

@@ -21,7 +21,7 @@ export type CallRequest =
   | ({ op: 'generate'; model: string; prompt: string; params: GenerationParams | null } & Scheduling)
   /** Tokens go out on the stream's channel as they come; the job itself returns nothing. */
   | ({ op: 'stream'; model: string; prompt: string; params: GenerationParams | null; streamId: string } & Scheduling)
-  | { op: 'check'; model: string; input: JobInput };
+  | ({ op: 'check'; model: string; input: JobInput } & Scheduling);
 
 /** One message on a token stream's channel: a token event, or the error that ended it. */
 export type StreamMessage = { event: TokenEvent } | { error: WireError };

@@ -45,6 +45,23 @@ export class LiveBuffer<T> {
     return items;
   }
 
+  /** Like take, but gives up after `ms` with null (nothing came: time to look at the store itself). */
+  async takeWithin(ms: number): Promise<T[] | null> {
+    if (this.buffer.length === 0 && !this.ended) {
+      let timer: NodeJS.Timeout | undefined;
+      const quiet = await Promise.race([
+        new Promise<void>((resolve) => (this.wake = resolve)).then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms))),
+      ]);
+      clearTimeout(timer);
+      if (quiet && this.buffer.length === 0 && !this.ended) {
+        this.wake = null;
+        return null;
+      }
+    }
+    return this.take();
+  }
+
   close(): void {
     this.ended = true;
     this.signal();

@@ -15,8 +15,10 @@ export class ProgressWriter {
   constructor(
     private readonly store: JobStore,
     private readonly id: string,
+    /** The run writing (its startedAt): a stale run's writes are refused, and it hears onGone. */
+    private readonly run: number | undefined,
     private readonly onChange: (change: Change) => void,
-    /** The job is no longer RUNNING in the store (cancelled elsewhere). */
+    /** The job is no longer RUNNING in this run in the store (cancelled elsewhere, or handed to another worker). */
     private readonly onGone: () => void,
   ) {}
 
@@ -33,7 +35,7 @@ export class ProgressWriter {
       this.progress = null;
       this.events = [];
       try {
-        const change = await this.store.progress(this.id, progress, events, Date.now());
+        const change = await this.store.progress(this.id, progress, events, Date.now(), this.run);
         if (change) this.onChange(change);
         else this.onGone();
       } catch {

@@ -340,13 +340,13 @@ export class RedisJobStore implements DispatchedJobStore {
     return { kind: 'run', change: { job: { ...change.job, input: JSON.parse(updated.input!) as JobInput }, events: change.events } };
   }
 
-  async progress(id: string, progress: JobProgress, events: NewJobEvent[], now: number): Promise<Change | null> {
-    const updated = await this.update(id, now, (job) => (job.status === 'RUNNING' ? step(from(job), { progress }, events) : null));
+  async progress(id: string, progress: JobProgress, events: NewJobEvent[], now: number, run?: number): Promise<Change | null> {
+    const updated = await this.update(id, now, (job) => (isRun(job, run) ? step(from(job), { progress }, events) : null));
     return updated?.change ?? null;
   }
 
-  async finish(id: string, finish: Finish, now: number): Promise<Change | null> {
-    const updated = await this.update(id, now, (job) => (job.status === 'RUNNING' ? finishRun(from(job), finish, now) : null));
+  async finish(id: string, finish: Finish, now: number, run?: number): Promise<Change | null> {
+    const updated = await this.update(id, now, (job) => (isRun(job, run) ? finishRun(from(job), finish, now) : null));
     return updated?.change ?? null;
   }
 
@@ -361,8 +361,8 @@ export class RedisJobStore implements DispatchedJobStore {
     return updated.change ? { ...updated.change, previous } : { job: updated.before, events: [], previous };
   }
 
-  async release(id: string, now: number): Promise<Change | null> {
-    const updated = await this.update(id, now, (job) => (job.status === 'RUNNING' ? requeue(from(job), true) : null));
+  async release(id: string, now: number, run?: number): Promise<Change | null> {
+    const updated = await this.update(id, now, (job) => (isRun(job, run) ? requeue(from(job), true) : null));
     return updated?.change ?? null;
   }
 
@@ -463,4 +463,9 @@ export class RedisJobStore implements DispatchedJobStore {
   async close(): Promise<void> {
     this.closed = true;
   }
+}
+
+/** The job is RUNNING, in the run that started at `run` when one is named (a stale run writes nothing). */
+function isRun(job: Job, run: number | undefined): boolean {
+  return job.status === 'RUNNING' && (run === undefined || job.startedAt === run);
 }

@@ -29,6 +29,8 @@ export interface JobServiceOptions {
 
 const DAY_MS = 86_400_000;
 const PRUNE_EVERY_MS = 3_600_000;
+/** A watcher that has heard nothing for this long reads the store itself. */
+const RECHECK_MS = 5000;
 
 /**
  * Durable jobs: submit (checked exactly as the synchronous call checks, then
@@ -83,7 +85,15 @@ export class JobService {
     const now = Date.now();
     const change = await this.store.create({ id: newJobId(now), input: this.pinned(input), priority: options.priority ?? 0, deadlineMs, owner: options.owner ?? null, createdAt: now });
     this.publish(change);
-    await this.runner.submitted(change.job);
+    try {
+      await this.runner.submitted(change.job);
+    } catch (error) {
+      // Stored but not queued: withdraw it rather than leave a job nothing will run.
+      const withdrawn = await this.store.cancel(change.job.id, Date.now()).catch(() => null);
+      if (withdrawn) this.publish(withdrawn);
+      this.options.log.error('queueing a job failed; it was withdrawn', { job: change.job.id, error: String(error) });
+      throw inferqlError('UNAVAILABLE', 'The job queue is unreachable; the job was not queued. Retry.');
+    }
     return change.job;
   }
 
@@ -142,7 +152,13 @@ export class JobService {
       yield job;
       if (isFinished(job.status)) return;
       for (;;) {
-        const batch = await live.take();
+        let batch = await live.takeWithin(RECHECK_MS);
+        if (batch === null) {
+          // Quiet for a while: an update may have been lost on the way (another process, a Redis reconnect).
+          const now = await this.store.get(id);
+          if (!now) return;
+          batch = [now];
+        }
         if (batch.length === 0) return;
         for (const next of batch) {
           if (next.version <= version) continue;
@@ -186,9 +202,11 @@ export class JobService {
           yield event;
           if (event.type === 'STATUS' && isFinished(event.status!)) return;
         }
-        const batches = await live.take();
-        if (batches.length === 0) return;
-        pending = batches.flat();
+        const batches = await live.takeWithin(RECHECK_MS);
+        // Quiet for a while: read the store, in case events were lost on the way (another process, a Redis reconnect).
+        if (batches === null) pending = await this.store.eventsAfter(id, last);
+        else if (batches.length === 0) return;
+        else pending = batches.flat();
       }
     } finally {
       live.close();

@@ -173,18 +173,21 @@ export class SqliteJobStore implements QueueingJobStore {
         `UPDATE jobs SET status = 'RUNNING', started_at = ?, attempts = attempts + 1, progress = NULL, version = version + 1
          WHERE id = ? AND status = 'QUEUED' RETURNING ${RECORD}, input`,
       ),
-      progress: db.prepare<[string, string], JobRow>(`UPDATE jobs SET progress = ?, version = version + 1 WHERE id = ? AND status = 'RUNNING' RETURNING ${RECORD}`),
-      finish: db.prepare<[string, number, string | null, string | null, string | null, string], JobRow>(
+      // A run's writes name the run (its started_at); null means any run.
+      progress: db.prepare<[string, string, number | null], JobRow>(
+        `UPDATE jobs SET progress = ?, version = version + 1 WHERE id = ? AND status = 'RUNNING' AND started_at IS COALESCE(?, started_at) RETURNING ${RECORD}`,
+      ),
+      finish: db.prepare<[string, number, string | null, string | null, string | null, string, number | null], JobRow>(
         `UPDATE jobs SET status = ?, finished_at = ?, result = ?, error = ?, progress = COALESCE(?, progress), version = version + 1
-         WHERE id = ? AND status = 'RUNNING' RETURNING ${RECORD}`,
+         WHERE id = ? AND status = 'RUNNING' AND started_at IS COALESCE(?, started_at) RETURNING ${RECORD}`,
       ),
       cancel: db.prepare<[number, string, string], JobRow>(
         `UPDATE jobs SET status = 'CANCELLED', finished_at = ?, error = ?, version = version + 1
          WHERE id = ? AND status IN ('QUEUED', 'RUNNING') RETURNING ${RECORD}`,
       ),
-      requeue: db.prepare<[number, string], JobRow>(
+      requeue: db.prepare<[number, string, number | null], JobRow>(
         `UPDATE jobs SET status = 'QUEUED', started_at = NULL, attempts = MAX(0, attempts - ?), progress = NULL, version = version + 1
-         WHERE id = ? AND status = 'RUNNING' RETURNING ${RECORD}`,
+         WHERE id = ? AND status = 'RUNNING' AND started_at IS COALESCE(?, started_at) RETURNING ${RECORD}`,
       ),
       running: db.prepare<[], { id: string; attempts: number }>(`SELECT id, attempts FROM jobs WHERE status = 'RUNNING' ORDER BY created_at, id`),
       eventsAfter: db.prepare<[string, number], EventRow>('SELECT job_id, seq, at, type, data FROM job_events WHERE job_id = ? AND seq > ? ORDER BY seq'),
@@ -287,19 +290,19 @@ export class SqliteJobStore implements QueueingJobStore {
     );
   }
 
-  progress(id: string, progress: JobProgress, events: NewJobEvent[], now: number): Promise<Change | null> {
+  progress(id: string, progress: JobProgress, events: NewJobEvent[], now: number, run?: number): Promise<Change | null> {
     return this.run(() => {
-      const row = this.statements.progress.get(JSON.stringify(progress), id);
+      const row = this.statements.progress.get(JSON.stringify(progress), id, run ?? null);
       if (!row) return null;
       return this.changed(row, this.append(id, events, now));
     }, false);
   }
 
-  finish(id: string, finish: Finish, now: number): Promise<Change | null> {
+  finish(id: string, finish: Finish, now: number, run?: number): Promise<Change | null> {
     return this.run(() => {
       const result = finish.status === 'SUCCEEDED' ? json(finish.result) : null;
       const error = finish.status === 'FAILED' ? json(finish.error) : null;
-      const row = this.statements.finish.get(finish.status, now, result, error, json(finish.progress), id);
+      const row = this.statements.finish.get(finish.status, now, result, error, json(finish.progress), id, run ?? null);
       if (!row) return null;
       const event = statusEvent(finish.status, { error: finish.status === 'FAILED' ? finish.error : null });
       return this.changed(row, this.append(id, [event], now));
@@ -318,12 +321,12 @@ export class SqliteJobStore implements QueueingJobStore {
     });
   }
 
-  release(id: string, now: number): Promise<Change | null> {
-    return this.run(() => this.requeueNow(id, false, now));
+  release(id: string, now: number, run?: number): Promise<Change | null> {
+    return this.run(() => this.requeueNow(id, false, now, run));
   }
 
-  private requeueNow(id: string, countAttempt: boolean, now: number): Change | null {
-    const row = this.statements.requeue.get(countAttempt ? 0 : 1, id);
+  private requeueNow(id: string, countAttempt: boolean, now: number, run?: number): Change | null {
+    const row = this.statements.requeue.get(countAttempt ? 0 : 1, id, run ?? null);
     if (!row) return null;
     return this.changed(row, this.append(id, [statusEvent('QUEUED')], now));
   }
@@ -340,7 +343,7 @@ export class SqliteJobStore implements QueueingJobStore {
           outcome.requeued.push(this.requeueNow(id, true, now)!);
         } else {
           const error = interruptedError(attempts);
-          const row = this.statements.finish.get('FAILED', now, null, json(error), null, id)!;
+          const row = this.statements.finish.get('FAILED', now, null, json(error), null, id, null)!;
           outcome.failed.push(this.changed(row, this.append(id, [statusEvent('FAILED', { error })], now)));
         }
       }

@@ -65,14 +65,19 @@ export interface JobStore {
   create(job: NewJob): Promise<Change>;
   get(id: string): Promise<Job | null>;
   list(query: ListQuery): Promise<JobPage>;
-  /** Records a RUNNING job's progress with its output events; null (nothing written) when it is not RUNNING. */
-  progress(id: string, progress: JobProgress, events: NewJobEvent[], now: number): Promise<Change | null>;
-  /** Finishes a RUNNING job; null (nothing written) when it is not RUNNING any more, e.g. cancelled. */
-  finish(id: string, finish: Finish, now: number): Promise<Change | null>;
+  /**
+   * Records a RUNNING job's progress with its output events; null (nothing
+   * written) when it is not RUNNING. `run`, the startedAt of the run writing,
+   * fences off a stale run: a run the queue gave up on (and handed to another
+   * worker) writes nothing, here and in finish and release.
+   */
+  progress(id: string, progress: JobProgress, events: NewJobEvent[], now: number, run?: number): Promise<Change | null>;
+  /** Finishes a RUNNING job; null (nothing written) when it is not RUNNING any more (e.g. cancelled), or no longer in `run`. */
+  finish(id: string, finish: Finish, now: number, run?: number): Promise<Change | null>;
   /** QUEUED or RUNNING → CANCELLED with its event; a finished job comes back as it was, with no events; null when there is no such job. */
   cancel(id: string, now: number): Promise<CancelOutcome | null>;
   /** RUNNING → QUEUED (a graceful shutdown): the run is given back (`attempts - 1`). Null when not RUNNING. */
-  release(id: string, now: number): Promise<Change | null>;
+  release(id: string, now: number, run?: number): Promise<Change | null>;
   /** The job's events numbered above `after`, in order. */
   eventsAfter(id: string, after: number): Promise<JobEvent[]>;
   /** Deletes finished jobs, with their events, that finished before `finishedBefore`; returns how many. */

@@ -110,7 +110,7 @@ export class JobWorker {
       const claimed = await this.options.claim!(free, Date.now());
       for (const change of claimed) {
         this.options.onChange(change);
-        if (this.closed) await this.release(change.job.id);
+        if (this.closed) await this.release(change.job);
         else this.begin(change.job);
       }
       // A full claim may have left more behind.
@@ -150,13 +150,15 @@ export class JobWorker {
   private begin(job: ClaimedJob): Run {
     const controller = new AbortController();
     const run: Run = { job, controller, done: Promise.resolve() };
+    // The same job again: the queue gave up on the earlier run (see JobStore.progress), which the store now fences off.
+    this.running.get(job.id)?.controller.abort(CANCEL);
     this.running.set(job.id, run);
     this.counts.started++;
     if (this.pendingCancels.delete(job.id)) controller.abort(CANCEL);
     run.done = this.execute(run)
       .catch((error) => this.options.log.error('writing a job outcome failed; it is recovered at the next start', { job: job.id, error: String(error) }))
       .finally(() => {
-        this.running.delete(job.id);
+        if (this.running.get(job.id) === run) this.running.delete(job.id);
         this.wake();
       });
     return run;
@@ -169,14 +171,14 @@ export class JobWorker {
     let outcome: Outcome;
     let result: StoredResult | null = null;
     try {
-      result = await this.perform(job, signal, (p) => (progress = p));
+      result = await this.perform(job, controller, (p) => (progress = p));
       outcome = { kind: 'succeed' };
     } catch (error) {
       outcome = outcomeOf(error, signal, job);
     }
     switch (outcome.kind) {
       case 'succeed': {
-        const change = await store.finish(job.id, { status: 'SUCCEEDED', result: result!, progress }, Date.now());
+        const change = await store.finish(job.id, { status: 'SUCCEEDED', result: result!, progress }, Date.now(), job.startedAt ?? undefined);
         if (change) {
           this.counts.succeeded++;
           onChange(change);
@@ -188,11 +190,11 @@ export class JobWorker {
         return;
       case 'requeue':
         if (outcome.backoffMs > 0) this.pausedUntil = Math.max(this.pausedUntil, Date.now() + outcome.backoffMs);
-        await this.release(job.id);
+        await this.release(job);
         return;
       case 'fail': {
         if (outcome.code === 'INTERNAL') log.error('job failed', { job: job.id, error: outcome.cause });
-        const change = await store.finish(job.id, { status: 'FAILED', error: { code: outcome.code, message: outcome.message }, progress }, Date.now());
+        const change = await store.finish(job.id, { status: 'FAILED', error: { code: outcome.code, message: outcome.message }, progress }, Date.now(), job.startedAt ?? undefined);
         if (change) {
           this.counts.failed++;
           onChange(change);
@@ -201,8 +203,8 @@ export class JobWorker {
     }
   }
 
-  private async release(id: string): Promise<void> {
-    const change = await this.options.store.release(id, Date.now());
+  private async release(job: ClaimedJob): Promise<void> {
+    const change = await this.options.store.release(job.id, Date.now(), job.startedAt ?? undefined);
     if (change) {
       this.counts.released++;
       this.options.onChange(change);
@@ -210,14 +212,14 @@ export class JobWorker {
   }
 
   /** Runs one job through the synchronous path's services; resolves with the result to store. */
-  private async perform(job: ClaimedJob, signal: AbortSignal, setProgress: (p: JobProgress) => void): Promise<StoredResult> {
+  private async perform(job: ClaimedJob, controller: AbortController, setProgress: (p: JobProgress) => void): Promise<StoredResult> {
     const { input } = job;
     let deadlineMs: number | undefined;
     if (job.deadlineMs !== null) {
       deadlineMs = job.createdAt + job.deadlineMs - Date.now();
       if (deadlineMs <= 0) throw inferqlError('TIMEOUT', `The job was not started within its deadline of ${job.deadlineMs} ms.`);
     }
-    const options = { priority: job.priority, deadlineMs, signal };
+    const options = { priority: job.priority, deadlineMs, signal: controller.signal };
     if (input.kind === 'INFER') {
       const result = storeInfer(await this.options.inference.infer(input.model, input.inputs, options));
       setProgress({ completed: 1, total: 1, text: null });
@@ -228,7 +230,7 @@ export class JobWorker {
       setProgress({ completed: input.inputs.length, total: input.inputs.length, text: null });
       return result;
     }
-    return storeGeneration(await this.generate(job, input, options, setProgress));
+    return storeGeneration(await this.generate(job, input, options, setProgress, () => controller.abort(CANCEL)));
   }
 
   /** Streams a generation as the `generate` mutation does, writing each token as an output event. */
@@ -237,8 +239,10 @@ export class JobWorker {
     input: Extract<ClaimedJob['input'], { kind: 'GENERATE' }>,
     options: { priority: number; deadlineMs: number | undefined; signal: AbortSignal },
     setProgress: (p: JobProgress) => void,
+    /** Stops this run: the store says it is no longer the job's run (cancelled, or handed elsewhere). */
+    stop: () => void,
   ): Promise<GenerationResult> {
-    const writer = new ProgressWriter(this.options.store, job.id, this.options.onChange, () => options.signal.aborted || this.cancel(job.id));
+    const writer = new ProgressWriter(this.options.store, job.id, job.startedAt ?? undefined, this.options.onChange, stop);
     const events = await this.options.generation.open(input.model, input.prompt, input.params, options);
     let text = '';
     const tokenIds: number[] = [];

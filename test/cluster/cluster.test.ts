@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from 'graphql-ws';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type ServerProcess, startProcess } from '../helpers/process.js';
@@ -133,6 +134,16 @@ describe('distributed mode: 2 API and 2 worker processes over one Redis', () => 
     expect(missing.errors?.[0]?.extensions?.code).toBe('MODEL_NOT_FOUND');
     const badJob = await gql(apiB.url, SUBMIT, { input: { generate: { model: 'fortune-lm', prompt: 'x', params: { topP: 0 } } } });
     expect(badJob.errors?.[0]?.extensions?.code).toBe('BAD_GENERATION_PARAMS');
+
+    // Anyone who reaches Redis can publish: foreign messages on inferql's channels are dropped, not fatal.
+    const outsider = new Redis(redis.url);
+    for (const message of ['hello', 'null', '{"op":"load"}', '[1,2]']) await outsider.publish('inferql:admin', message);
+    await outsider.publish('inferql:cancel:bogus', '');
+    await outsider.publish('inferql:cancel:stream:', 'x');
+    await outsider.quit();
+    await new Promise((r) => setTimeout(r, 200));
+    for (const proc of [apiA, apiB, ...workers]) expect(proc.child.exitCode).toBeNull();
+    expect((await gql(apiA.url, GENERATE, { prompt: 'Still here', params: GREEDY })).errors).toBeUndefined();
   });
 
   it('50 jobs submitted across both APIs all finish, each exactly once', async () => {

@@ -147,6 +147,20 @@ export function describeJobStore(name: string, openStore: () => Promise<Contract
       expect(await store.release(job.id, 3)).toBeNull();
     });
 
+    it('writes that name another run (a stale one) change nothing; the current run writes as usual', async () => {
+      const store = await open();
+      const { job } = await store.create(newJob(GENERATE));
+      const { input: _input, ...started } = (await store.startJob(job.id, 100))!.job;
+      expect(started.startedAt).toBe(100);
+      const stale = 99;
+      expect(await store.progress(job.id, { completed: 1, total: null, text: 'a' }, [out(0, 'a')], 101, stale)).toBeNull();
+      expect(await store.finish(job.id, { status: 'SUCCEEDED', result: GENERATED }, 102, stale)).toBeNull();
+      expect(await store.release(job.id, 103, stale)).toBeNull();
+      expect(await store.get(job.id)).toEqual(started);
+      expect(await store.progress(job.id, { completed: 1, total: null, text: 'a' }, [out(0, 'a')], 104, 100)).not.toBeNull();
+      expect((await store.finish(job.id, { status: 'SUCCEEDED', result: GENERATED }, 105, 100))!.job.status).toBe('SUCCEEDED');
+    });
+
     it('prunes jobs that finished before the cutoff, with their events, and nothing else', async () => {
       const store = await open();
       const old = (await store.create(newJob())).job;
