@@ -194,7 +194,7 @@ export class RemoteModelCalls implements ModelCalls {
       while (!settled) {
         await new Promise((r) => setTimeout(r, POLL_MS));
         if (settled) break;
-        const answer = await this.look(job).catch(() => undefined);
+        const answer = await this.look(job);
         if (answer) return answer.value;
       }
       return new Promise<never>(() => undefined);
@@ -209,15 +209,32 @@ export class RemoteModelCalls implements ModelCalls {
 
   /** The call's state read from Redis: its answer if it has one; throws if it failed, vanished or missed its deadline. */
   private async look(job: BullJob<CallRequest>): Promise<{ value: unknown } | null> {
-    const fresh = await this.queues.calls(job.data.model).getJob(job.id!);
+    const { deadlineAt, model } = job.data;
+    let fresh: BullJob | undefined;
+    let state: string;
+    let served: boolean;
+    try {
+      fresh = await this.queues.calls(model).getJob(job.id!);
+      state = fresh ? await fresh.getState() : 'missing';
+      served = (await this.directory.get(model))?.status === 'READY';
+    } catch {
+      // Redis is away: look again next time (every request is refused meanwhile anyway).
+      return null;
+    }
     if (!fresh) throw new Error('the call vanished from its queue (Redis lost its data)');
-    const state = await fresh.getState();
     if (state === 'completed') return { value: fresh.returnvalue };
     if (state === 'failed') throw new Error(fresh.failedReason);
-    const { deadlineAt } = job.data;
-    if (NOT_STARTED.has(state) && deadlineAt !== undefined && Date.now() > deadlineAt) {
-      // Withdrawn unless a worker took it in the meantime (then it runs and answers).
-      if (await fresh.remove().then(() => true, () => false)) throw inferqlError('TIMEOUT', 'No worker started the call before its deadline.');
+    if (NOT_STARTED.has(state)) {
+      // Not taken yet: withdrawn (unless a worker takes it in the meantime, and then answers) when
+      // its deadline has passed, or when no live worker serves the model any more.
+      let reason: InferqlError | null = null;
+      if (deadlineAt !== undefined && Date.now() > deadlineAt) reason = inferqlError('TIMEOUT', 'No worker started the call before its deadline.');
+      else if (!served) reason = inferqlError('MODEL_NOT_READY', `No live worker serves "${model}" now.`, { model });
+      if (reason && (await fresh.remove().then(() => true, () => false))) throw reason;
+    } else if (!served) {
+      // Taken by a worker that has since stopped serving the model: with no worker left on its
+      // queue, nobody would find the call stalled, so it is given up here.
+      throw inferqlError('MODEL_NOT_READY', `No live worker serves "${model}" now.`, { model });
     }
     return null;
   }
