@@ -1,7 +1,7 @@
 """Trains models/fortune-lm: a small Llama-style decoder on the fortunes corpus.
 
 Needs the tokenizer (tools/train_tokenizer.py) first. Trains for a wall-clock
-budget (LM_MINUTES, default 12) -- or for exactly LM_STEPS steps, which makes a
+budget (LM_MINUTES, default 17) -- or for exactly LM_STEPS steps, which makes a
 run bit-for-bit repeatable -- then evaluates on the held-out split, checks the
 cached (KV) path against the full forward pass, exports onnx/model.onnx with
 the Hugging Face "decoder with past" I/O, and writes config.json,
@@ -23,7 +23,7 @@ from corpus import all_quotes, is_held_out
 from llama import Llama, export_onnx
 
 SEED = 0
-MINUTES = float(os.environ.get('LM_MINUTES', 12))
+MINUTES = float(os.environ.get('LM_MINUTES', 17))
 FIXED_STEPS = int(os.environ['LM_STEPS']) if os.environ.get('LM_STEPS') else None
 BATCH = 8
 CONTEXT = 256
@@ -308,7 +308,7 @@ Samples (torch, KV cache; greedy, then sampled with the defaults, seed {SEED}; â
 {lines}
 
 Rebuild: `/usr/bin/python3 tools/train_tokenizer.py && /usr/bin/python3 tools/train_lm.py`
-(`LM_MINUTES=12` is the default wall-clock budget, so the step count depends on the machine's speed and load;
+(`LM_MINUTES=17` is the default wall-clock budget, so the step count depends on the machine's speed and load;
 this run used {torch.get_num_threads()} torch thread(s) (`TRAIN_THREADS`, default 2; one is faster on a machine busy with other work);
 `{repro}/usr/bin/python3 tools/train_lm.py` trains exactly that many steps with the schedule spread over steps instead
 of time: seeded, bit-for-bit repeatable on the same machine and thread count).
