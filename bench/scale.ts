@@ -11,6 +11,9 @@
  * one worker already keeps both cores busy (one for onnxruntime, one for
  * its event loop). On N machines each worker brings its own cores.
  *
+ * Each round runs the three set-ups back to back; the figures are medians
+ * over BENCH_ROUNDS (3) rounds, the ratios medians of each round's ratio.
+ *
  * Run: npm run bench:scale   (needs /usr/bin/redis-server)
  */
 import { mkdtempSync } from 'node:fs';
@@ -21,6 +24,7 @@ import { fmt, ROOT, type ServerProcess, startServerProcess } from './lib.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 120);
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 32);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const MODELS_DIR = join(ROOT, 'models');
 
 async function post(url: string, query: string, variables: Record<string, unknown> = {}): Promise<any> {
@@ -54,8 +58,8 @@ async function run(api: string, round: string): Promise<number> {
   return JOBS / ((performance.now() - t0) / 1000);
 }
 
-async function cluster(redisUrl: string, workers: number): Promise<number> {
-  const env = { REDIS_URL: redisUrl, REDIS_PREFIX: `bench${workers}`, MODELS_DIR };
+async function cluster(redisUrl: string, workers: number, round: number): Promise<number> {
+  const env = { REDIS_URL: redisUrl, REDIS_PREFIX: `bench${round}w${workers}`, MODELS_DIR };
   const procs: ServerProcess[] = [];
   try {
     for (let i = 0; i < workers; i++) procs.push(await startServerProcess({ ...env, ROLE: 'worker' }));
@@ -71,27 +75,33 @@ async function cluster(redisUrl: string, workers: number): Promise<number> {
   }
 }
 
-async function main() {
-  const single = await startServerProcess({ MODELS_DIR, DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-scale-')) });
-  let one: number;
+async function single(): Promise<number> {
+  const proc = await startServerProcess({ MODELS_DIR, DATA_DIR: mkdtempSync(join(tmpdir(), 'inferql-scale-')) });
   try {
-    one = await run(single.url, 'single');
+    return await run(proc.url, 'single');
   } finally {
-    await single.stop();
+    await proc.stop();
   }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function main() {
   const redis = await startRedis();
+  const rounds: { one: number; w1: number; w2: number }[] = [];
   try {
-    const w1 = await cluster(redis.url, 1);
-    const w2 = await cluster(redis.url, 2);
-    console.log(`bench/scale: ${JOBS} generation jobs of ${TOKENS} tokens (fortune-lm), submitted at once, on this machine's 2 cores`);
-    console.log(`  one process (SQLite):     ${fmt(one, 1)} jobs/s`);
-    console.log(`  API + 1 worker (Redis):   ${fmt(w1, 1)} jobs/s`);
-    console.log(`  API + 2 workers (Redis):  ${fmt(w2, 1)} jobs/s`);
-    console.log(`  ratio 2 workers / 1 worker:  ${fmt(w2 / w1, 2)}`);
-    console.log(`  ratio 1 worker / one process: ${fmt(w1 / one, 2)}`);
+    // Rounds of the three set-ups back to back, so each ratio compares runs made side by side.
+    for (let r = 0; r < ROUNDS; r++) rounds.push({ one: await single(), w1: await cluster(redis.url, 1, r), w2: await cluster(redis.url, 2, r) });
   } finally {
     await redis.stop();
   }
+  console.log(`bench/scale: ${JOBS} generation jobs of ${TOKENS} tokens (fortune-lm), submitted at once, on this machine's 2 cores; ${ROUNDS} rounds`);
+  for (const [i, r] of rounds.entries()) {
+    console.log(`  round ${i + 1}: one process ${fmt(r.one, 1)}, API + 1 worker ${fmt(r.w1, 1)}, API + 2 workers ${fmt(r.w2, 1)} jobs/s; 2 workers / 1 worker ${fmt(r.w2 / r.w1, 2)}, 1 worker / one process ${fmt(r.w1 / r.one, 2)}`);
+  }
+  console.log(`  median: one process (SQLite) ${fmt(median(rounds.map((r) => r.one)), 1)} jobs/s, API + 1 worker (Redis) ${fmt(median(rounds.map((r) => r.w1)), 1)}, API + 2 workers ${fmt(median(rounds.map((r) => r.w2)), 1)}`);
+  console.log(`  ratio 2 workers / 1 worker (median of rounds):  ${fmt(median(rounds.map((r) => r.w2 / r.w1)), 2)}`);
+  console.log(`  ratio 1 worker / one process (median of rounds): ${fmt(median(rounds.map((r) => r.w1 / r.one)), 2)}`);
 }
 
 main().catch((error) => {
