@@ -93,15 +93,17 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
   );
   const local = new LocalModelCalls(inference, generation);
   const localParts = { registry, inference, generation, calls: local, stats: () => stats.localModels() };
-  const store = cluster ? cluster.store : new SqliteJobStore(config.dataDir);
+  /** What resolvers and jobs call: this process's models, or the workers' through BullMQ. */
+  const calls = cluster ? cluster.calls : local;
+  const sqlite = cluster ? null : new SqliteJobStore(config.dataDir);
+  const store = cluster ? cluster.store : sqlite!;
   const jobs = new JobService({
     store,
     events,
     config,
     log,
-    check: (input) => (cluster ?? { calls: local }).calls.check(input),
-    runner: (publish) =>
-      cluster ? cluster.jobRunner(publish, localParts) : new LocalJobRunner({ store: store as SqliteJobStore, inference, generation, config, log, publish }),
+    check: (input) => calls.check(input),
+    runner: (publish) => (cluster ? cluster.jobRunner(publish, localParts) : new LocalJobRunner({ store: sqlite!, inference, generation, config, log, publish })),
   });
   metrics.sources.jobs = () => store.countByStatus();
   let modelsSettled = false;
@@ -119,7 +121,7 @@ export async function createServices(config: Config, log: Logger): Promise<Servi
     auth,
     events,
     models: cluster ? cluster.directory : new LocalModelDirectory(registry),
-    calls: cluster ? cluster.calls : local,
+    calls,
     cluster,
     registry,
     inference,

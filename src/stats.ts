@@ -2,7 +2,7 @@ import type { GenerationService } from './generation/service.js';
 import type { InferenceService } from './inference/service.js';
 import type { Metrics } from './metrics.js';
 import type { ModelTask } from './models/manifest.js';
-import type { ModelRegistry, ModelStatus } from './models/registry.js';
+import { type ModelRegistry, type ModelStatus, STATUS_RANK } from './models/registry.js';
 
 /** One model's load, as seen over the last sampling interval. */
 export interface ModelStats {
@@ -288,7 +288,6 @@ export class StatsService {
 
 /** Several processes' figures for the same models, as one: sums, the best status, batch size weighted by batches. */
 export function mergeModelStats(all: readonly ModelStats[]): ModelStats[] {
-  const rank: Record<ModelStatus, number> = { READY: 3, LOADING: 2, FAILED: 1, UNLOADED: 0 };
   const byName = new Map<string, ModelStats & { batched: number }>();
   for (const m of all) {
     const seen = byName.get(m.name);
@@ -297,7 +296,7 @@ export function mergeModelStats(all: readonly ModelStats[]): ModelStats[] {
       byName.set(m.name, { ...m, batched });
       continue;
     }
-    if (rank[m.status] > rank[seen.status]) seen.status = m.status;
+    if (STATUS_RANK[m.status] > STATUS_RANK[seen.status]) seen.status = m.status;
     seen.task ??= m.task;
     seen.queueDepth += m.queueDepth;
     seen.running += m.running;

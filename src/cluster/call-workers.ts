@@ -6,6 +6,7 @@ import { storeInfer } from '../jobs/results.js';
 import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { Channels } from './channels.js';
+import { ModelWorkers } from './model-workers.js';
 import { ClusterQueues } from './queues.js';
 import { type CallRequest, encodeError, remainingMs, toWire } from './wire.js';
 
@@ -24,16 +25,18 @@ export interface CallWorkerOptions {
  * from every API process share this worker's batches and decode steps.
  */
 export class CallWorkers {
-  private readonly workers = new Map<string, Worker>();
+  private readonly workers: ModelWorkers;
   /** Streams running here, by id, to stop when their client leaves. */
   private readonly streams = new Map<string, AbortController>();
 
   constructor(
     private readonly local: ModelCalls,
-    private readonly registry: ModelRegistry,
+    registry: ModelRegistry,
     private readonly channels: Channels,
     private readonly options: CallWorkerOptions,
-  ) {}
+  ) {
+    this.workers = new ModelWorkers(registry, (model) => this.worker(model));
+  }
 
   async start(): Promise<void> {
     await this.channels.onCancel((kind, id) => {
@@ -44,25 +47,17 @@ export class CallWorkers {
 
   /** Takes calls for every READY model and none for the others (call on every model event). */
   sync(): void {
-    for (const entry of this.registry.list()) {
-      const worker = this.workers.get(entry.name);
-      if (entry.status === 'READY' && !worker) this.workers.set(entry.name, this.worker(entry.name));
-      if (entry.status !== 'READY' && entry.status !== 'LOADING' && worker) {
-        this.workers.delete(entry.name);
-        void worker.close();
-      }
-    }
+    this.workers.sync();
   }
 
   /** Waits for the calls in hand (the grace period is the caller's), then stops taking more. */
-  async close(): Promise<void> {
-    await Promise.allSettled([...this.workers.values()].map((w) => w.close()));
-    this.workers.clear();
+  close(): Promise<void> {
+    return this.workers.close();
   }
 
   /** Stops taking new calls; those in hand go on. */
   pause(): void {
-    for (const worker of this.workers.values()) void worker.pause(true);
+    this.workers.pause();
   }
 
   private worker(model: string): Worker {

@@ -10,6 +10,7 @@ import { JobWorker } from '../jobs/worker.js';
 import type { Logger } from '../log.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { Channels } from './channels.js';
+import { ModelWorkers } from './model-workers.js';
 import { ClusterQueues } from './queues.js';
 
 interface QueuedJob {
@@ -49,12 +50,12 @@ export interface QueuedRunnerOptions {
  */
 export class QueuedJobRunner implements JobRunner {
   private readonly jobWorker: JobWorker | null;
-  private readonly bullWorkers = new Map<string, Worker>();
-  private paused = false;
+  private readonly bullWorkers: ModelWorkers | null;
 
   constructor(private readonly options: QueuedRunnerOptions) {
     const { worker, store, config, log, publish } = options;
     this.jobWorker = worker ? new JobWorker({ store, inference: worker.inference, generation: worker.generation, config, log, onChange: publish }) : null;
+    this.bullWorkers = worker ? new ModelWorkers(worker.registry, (model) => this.bullWorker(model)) : null;
   }
 
   async start(): Promise<void> {
@@ -68,15 +69,7 @@ export class QueuedJobRunner implements JobRunner {
 
   /** Takes jobs for every READY model (call on every model event). */
   sync(): void {
-    if (!this.options.worker || this.paused) return;
-    for (const entry of this.options.worker.registry.list()) {
-      const worker = this.bullWorkers.get(entry.name);
-      if (entry.status === 'READY' && !worker) this.bullWorkers.set(entry.name, this.bullWorker(entry.name));
-      if (entry.status !== 'READY' && entry.status !== 'LOADING' && worker) {
-        this.bullWorkers.delete(entry.name);
-        void worker.close();
-      }
-    }
+    this.bullWorkers?.sync();
   }
 
   async submitted(job: Job): Promise<void> {
@@ -92,15 +85,14 @@ export class QueuedJobRunner implements JobRunner {
   }
 
   pause(): void {
-    this.paused = true;
-    for (const worker of this.bullWorkers.values()) void worker.pause(true);
+    this.bullWorkers?.pause();
   }
 
   async close(graceMs: number): Promise<void> {
     this.pause();
     // Runs cut off here go back to the store's queue and, through `run`, to BullMQ's.
     await this.jobWorker?.close(graceMs);
-    await Promise.allSettled([...this.bullWorkers.values()].map((w) => w.close()));
+    await this.bullWorkers?.close();
   }
 
   private bullWorker(model: string): Worker {

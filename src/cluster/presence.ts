@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { inferqlError } from '../errors.js';
 import { type ModelDirectory, type ModelView, PROCESS_ID, viewOf } from '../models/directory.js';
-import type { ModelRegistry, ModelStatus } from '../models/registry.js';
+import { type ModelRegistry, STATUS_RANK } from '../models/registry.js';
 import { mergeModelStats, type ModelStats } from '../stats.js';
 import type { AdminCommand, Channels } from './channels.js';
 import { fromWire, type WireError } from './wire.js';
@@ -58,12 +58,9 @@ export class WorkerPresence {
   }
 }
 
-/** A model's status across workers: ready anywhere beats loading anywhere, which beats failed, then unloaded. */
-const RANK: Record<ModelStatus, number> = { READY: 3, LOADING: 2, FAILED: 1, UNLOADED: 0 };
-
 /** Merges the workers' views of one model: the best status, and every worker where it is READY. */
 export function mergeViews(views: readonly ModelView[]): ModelView {
-  const best = [...views].sort((a, b) => RANK[b.status] - RANK[a.status])[0]!;
+  const best = [...views].sort((a, b) => STATUS_RANK[b.status] - STATUS_RANK[a.status])[0]!;
   return { ...best, workers: views.flatMap((v) => v.workers).sort() };
 }
 

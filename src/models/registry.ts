@@ -9,6 +9,9 @@ import { TextTokenizer } from './tokenizer.js';
 
 export type ModelStatus = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADED';
 
+/** One model's status across processes, best first: ready anywhere beats loading anywhere, which beats failed, then unloaded. */
+export const STATUS_RANK: Record<ModelStatus, number> = { READY: 3, LOADING: 2, FAILED: 1, UNLOADED: 0 };
+
 export type ModelEventKind = 'LOADING' | 'READY' | 'FAILED' | 'UNLOADED' | 'RELOADING' | 'SWITCHED' | 'DRAINED';
 
 export interface ModelEvent {
