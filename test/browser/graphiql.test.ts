@@ -61,13 +61,18 @@ async function holdAfterToken(page: Page, at: number) {
     const upstream = ws.connectToServer();
     ws.onMessage((m) => upstream.send(m));
     toPage = (m) => ws.send(m);
+    // Frames reach the page 60 ms apart, so each token gets a paint of its own (on a fast machine
+    // several arrive within one frame and the pane would only ever show the last of them).
+    let paced = Promise.resolve();
     upstream.onMessage((m) => {
       if (holding) return void held.push(m);
-      ws.send(m);
-      if (typeof m === 'string' && new RegExp(`"index":${at}\\b`).test(m)) {
-        holding = true;
-        reached();
-      }
+      if (typeof m === 'string' && new RegExp(`"index":${at}\\b`).test(m)) holding = true;
+      const hold = holding;
+      paced = paced.then(async () => {
+        ws.send(m);
+        if (hold) reached();
+        await new Promise((r) => setTimeout(r, 60));
+      });
     });
   });
   return {
